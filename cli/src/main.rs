@@ -1,0 +1,2 @@
+//! The iommu-pt command line (skeleton).
+fn main() {}

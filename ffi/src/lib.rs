@@ -1,0 +1,1 @@
+//! C API of iommu-pt (skeleton; filled by its own issue).
