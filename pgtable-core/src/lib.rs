@@ -69,6 +69,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod dump;
 mod error;
 mod format;

@@ -279,7 +279,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         pages.push(TablePage {
             virt: child,
             phys: pa,
-            size: self.geo.table_bytes(level - 1).max(64),
+            size: self.shared.alloc_size(self.geo.table_bytes(level - 1)),
         });
         // Retire as an unmap without a gather would: readers are protected by the epoch.
         self.sink.clone().retire(pages);

@@ -60,10 +60,17 @@ impl<M: TableMemory> Shared<M> {
         ((size >> self.granule_shift) as u64).max(1)
     }
 
+    /// The allocation size of a table of `size` bytes: small Arm top tables get at least
+    /// 64 bytes (the CD/STE pointer fields need 16, 52-bit configurations 64).
+    #[inline(always)]
+    pub(crate) fn alloc_size(&self, size: usize) -> usize {
+        size.max(64.min(1 << self.granule_shift))
+    }
+
     /// Allocates a zeroed table of `size` bytes aligned to its size.
     #[inline]
     pub(crate) fn alloc_table(&self, size: usize) -> Option<TablePage> {
-        let size = size.max(64);
+        let size = self.alloc_size(size);
         let page = self.mem.alloc(size, size)?;
         self.live.fetch_add(self.count(size), Ordering::Relaxed);
         Some(page)
@@ -97,8 +104,8 @@ impl<M: TableMemory> Shared<M> {
             std::mem::take(&mut reg.batches)
         };
         for b in batches {
-            let pages = std::mem::take(&mut *lock(&b.pages));
-            for p in pages {
+            let mut pages = lock(&b.pages);
+            for p in pages.drain(..) {
                 // SAFETY: the table is gone, so no reader can reach its retired pages;
                 // taking them out of the batch makes this the only free.
                 unsafe { self.free_now(p) };
@@ -145,8 +152,10 @@ impl<M: TableMemory> Reclaim for Shared<M> {
 fn defer_free<M: TableMemory>(shared: Arc<Shared<M>>, batch: Arc<Batch>) {
     let guard = crossbeam_epoch::pin();
     guard.defer(move || {
-        let pages = std::mem::take(&mut *lock(&batch.pages));
-        for p in pages {
+        // Free while holding the batch's lock: a table drop racing with this (on another
+        // thread) waits here, so it returns only once every page is back in the memory.
+        let mut pages = lock(&batch.pages);
+        for p in pages.drain(..) {
             // SAFETY: every reader pinned before the release has unpinned (that is when
             // crossbeam runs this), the caller's invalidation is done (it released the
             // gather), and taking the pages out of the batch makes this the only free.

@@ -342,6 +342,8 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         )
     }
 
+    // The guard is never read: taking it proves the caller holds an epoch pin.
+    #[allow(clippy::only_used_in_recursion)]
     #[allow(clippy::too_many_arguments)]
     fn visit_table<B>(
         &self,
@@ -426,7 +428,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                     let page = TablePage {
                         virt: child,
                         phys: pa,
-                        size: size.max(64),
+                        size: self.shared.alloc_size(size),
                     };
                     // SAFETY: the page was allocated by this table, reachable only
                     // through this entry, and is freed once.
@@ -464,7 +466,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                         out(TablePage {
                             virt: child,
                             phys: pa,
-                            size: self.geo.table_bytes(level - 1).max(64),
+                            size: self.shared.alloc_size(self.geo.table_bytes(level - 1)),
                         });
                     }
                 }

@@ -25,6 +25,7 @@ pub struct TestFormat {
     levels: u32,
     oas: u32,
     contig: usize,
+    tiny: bool,
 }
 
 impl Default for TestFormat {
@@ -40,6 +41,7 @@ impl TestFormat {
             levels: 4,
             oas: 48,
             contig: 1,
+            tiny: false,
         }
     }
 
@@ -49,7 +51,15 @@ impl TestFormat {
             levels,
             oas,
             contig: 1,
+            tiny: false,
         }
+    }
+
+    /// Two levels of 4-entry, 32-byte tables mapping 32-byte pages (9-bit input): not a
+    /// hardware shape, but small enough for loom to explore every interleaving of a
+    /// whole-table unmap. Output addresses must be 4 KiB aligned.
+    pub const fn tiny() -> Self {
+        TestFormat { levels: 2, oas: 48, contig: 1, tiny: true }
     }
 
     /// Groups `n` (a power of two, up to 512) entries of levels 0 and 1 under the
@@ -62,6 +72,9 @@ impl TestFormat {
 
 impl Format for TestFormat {
     fn geometry(&self) -> Geometry {
+        if self.tiny {
+            return Geometry::new(2, 5, 2, 2, 9, self.oas, 1 << 5);
+        }
         let bitmap = (1u64 << 12) | (1 << 21) | if self.levels > 2 { 1 << 30 } else { 0 };
         Geometry::new(
             self.levels,

@@ -89,6 +89,8 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
     /// Unmaps from `*cur` towards `end` inside `table` (of `level`), advancing `*cur`
     /// past what it removed. Returns false when it stopped early (a hole, or a start
     /// inside a larger leaf).
+    // The guard is never read: taking it proves the caller holds an epoch pin.
+    #[allow(clippy::only_used_in_recursion)]
     fn unmap_table(
         &self,
         g: &Guard,
@@ -139,7 +141,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                         self.shared.mem.clean(NonNull::from(e).cast(), 8);
                         let mut pages = Vec::new();
                         self.collect_subtree(child, level - 1, &mut |p| pages.push(p));
-                        let size = self.geo.table_bytes(level - 1).max(64);
+                        let size = self.shared.alloc_size(self.geo.table_bytes(level - 1));
                         pages.push(TablePage {
                             virt: child,
                             phys: pa,

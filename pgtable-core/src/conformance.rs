@@ -1,0 +1,516 @@
+//! Test batteries any [`Format`] can be run through (feature `conformance`).
+//!
+//! The same checks the core runs on its test format, so that every hardware format is
+//! held to one standard: a long random differential against a `BTreeMap` model with a
+//! leak check, every page size at every level, and a time-bounded multi-threaded
+//! stress on poisoned memory. Each panics with a description of the first mismatch.
+
+use crate::{
+    ArenaMemory, Entry, Error, Format, Gather, Geometry, PageTable, Prot, TableMemory, TablePage,
+    Translation, page_runs,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A memory wrapper that checks every page is freed exactly once and counts live pages.
+#[derive(Debug)]
+pub struct CountingMemory<M> {
+    inner: M,
+    live: Mutex<HashMap<u64, usize>>,
+    allocs: AtomicU64,
+    bad_frees: AtomicU64,
+}
+
+impl<M: TableMemory> CountingMemory<M> {
+    /// Wraps `inner`.
+    pub fn new(inner: M) -> Self {
+        CountingMemory {
+            inner,
+            live: Mutex::new(HashMap::new()),
+            allocs: AtomicU64::new(0),
+            bad_frees: AtomicU64::new(0),
+        }
+    }
+
+    /// Allocations not yet freed.
+    pub fn live(&self) -> usize {
+        self.live.lock().unwrap().len()
+    }
+
+    /// Live pages counted in granules of `1 << granule_shift` (a small top table counts 1).
+    pub fn live_pages(&self, granule_shift: u32) -> u64 {
+        self.live.lock().unwrap().values().map(|&s| ((s >> granule_shift) as u64).max(1)).sum()
+    }
+
+    /// Allocations made so far.
+    pub fn allocs(&self) -> u64 {
+        self.allocs.load(Ordering::Relaxed)
+    }
+
+    /// Frees of something not live (double frees): must stay 0.
+    pub fn bad_frees(&self) -> u64 {
+        self.bad_frees.load(Ordering::Relaxed)
+    }
+
+    /// The wrapped memory.
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+}
+
+// SAFETY: forwards to `inner`, which upholds the contract; the bookkeeping only refuses
+// to forward frees of pages that are not live.
+unsafe impl<M: TableMemory> TableMemory for CountingMemory<M> {
+    fn alloc(&self, size: usize, align: usize) -> Option<TablePage> {
+        let p = self.inner.alloc(size, align)?;
+        self.allocs.fetch_add(1, Ordering::Relaxed);
+        let old = self.live.lock().unwrap().insert(p.phys, p.size);
+        assert!(old.is_none(), "memory handed out {:#x} twice", p.phys);
+        Some(p)
+    }
+
+    unsafe fn free(&self, page: TablePage) {
+        if self.live.lock().unwrap().remove(&page.phys) != Some(page.size) {
+            self.bad_frees.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: the page was live in `inner` until now (checked above).
+        unsafe { self.inner.free(page) };
+    }
+
+    fn phys_to_virt(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
+        self.inner.phys_to_virt(phys, len)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leaf {
+    pa: u64,
+    size: u64,
+    prot: Prot,
+}
+
+/// The reference: leaves by first IOVA.
+#[derive(Debug, Default)]
+struct Model {
+    leaves: BTreeMap<u64, Leaf>,
+}
+
+impl Model {
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.leaves.range(..end).next_back().is_some_and(|(&iova, l)| iova + l.size > start)
+    }
+
+    fn find(&self, iova: u64) -> Option<(u64, Leaf)> {
+        let (&base, &l) = self.leaves.range(..=iova).next_back()?;
+        (iova < base + l.size).then_some((base, l))
+    }
+
+    /// The rule of `map_pages`: pages before the first one overlapping a leaf are mapped.
+    fn map_pages(&mut self, iova: u64, pa: u64, size: u64, count: u64, prot: Prot) -> u64 {
+        for k in 0..count {
+            let s = iova + k * size;
+            if self.overlaps(s, s + size) {
+                return k * size;
+            }
+            self.leaves.insert(s, Leaf { pa: pa + k * size, size, prot });
+        }
+        count * size
+    }
+
+    /// The rule of `unmap`: no splitting, stop at the first hole.
+    fn unmap(&mut self, iova: u64, len: u64) -> u64 {
+        let end = iova + len;
+        let mut cur = iova;
+        while cur < end {
+            match self.find(cur) {
+                Some((base, l)) if base == cur => {
+                    self.leaves.remove(&base);
+                    cur = base + l.size;
+                }
+                _ => break,
+            }
+        }
+        cur - iova
+    }
+}
+
+fn sizes(geo: &Geometry) -> Vec<u64> {
+    (0..64).map(|b| 1u64 << b).filter(|s| geo.pgsize_bitmap & s != 0).collect()
+}
+
+fn random_prot(rng: &mut SmallRng) -> Prot {
+    let rw = [Prot::READ, Prot::WRITE, Prot::RW][rng.gen_range(0..3)];
+    let extra = Prot::from_bits_truncate(rng.gen_range(0..16u32) << 2);
+    rw | extra
+}
+
+fn check_all<F: Format, M: TableMemory>(pt: &PageTable<F, M>, model: &Model, fmt: &F) {
+    let mut got = Vec::new();
+    pt.walk(0, 0, |t| {
+        got.push(*t);
+        ControlFlow::<()>::Continue(())
+    })
+    .unwrap();
+    let want: Vec<Translation> = model
+        .leaves
+        .iter()
+        .map(|(&iova, l)| Translation {
+            iova,
+            pa: l.pa,
+            size: l.size,
+            prot: fmt.effective_prot(l.prot),
+            level: pt.geometry().level_of_size(l.size).unwrap(),
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "walk leaf count differs from the model");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "walk differs from the model");
+    }
+}
+
+/// A window of IOVA (and PA) space small enough for collisions, big enough for the two
+/// largest page sizes below 1 GiB-ish spans.
+fn window(geo: &Geometry) -> (u64, Vec<u64>) {
+    let limit = 1u64 << geo.va_bits.min(geo.oas).min(40);
+    let mut usable: Vec<u64> = sizes(geo).into_iter().filter(|&s| s.saturating_mul(4) <= limit).collect();
+    usable.truncate(3);
+    let biggest = *usable.last().expect("the granule fits");
+    let w = (biggest * 4).max(geo.granule() * 4 * geo.entries(0) as u64).min(limit);
+    (w, usable)
+}
+
+/// Runs `ops` random operations (map_pages, map, unmap_pages, unmap, translate) against
+/// a model; checks every result, a full walk every few hundred operations, the live
+/// table-page count against the memory's, and after drop that every page was freed
+/// exactly once.
+///
+/// # Panics
+/// On the first difference from the model.
+pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, seed: u64) {
+    let mem = Arc::new(CountingMemory::new(ArcMem(mem)));
+    let geo = fmt.geometry();
+    let (win, usable) = window(&geo);
+    let gran = geo.granule();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut model = Model::default();
+    let mut held: Vec<Gather> = Vec::new();
+    {
+        let pt = PageTable::new(fmt.clone(), mem.clone()).expect("table");
+        let base = (1u64 << geo.va_bits.min(geo.oas)).saturating_sub(win).min(win) & !(win - 1);
+        for op in 0..ops {
+            let size = usable[rng.gen_range(0..usable.len())];
+            let iova = base + rng.gen_range(0..win / size) * size;
+            let pa = rng.gen_range(0..win / size) * size;
+            let prot = random_prot(&mut rng);
+            match rng.gen_range(0..10) {
+                0..=2 => {
+                    let count = rng.gen_range(1..=((base + win - iova) / size).min(8));
+                    let want = model.map_pages(iova, pa, size, count, prot);
+                    match pt.map_pages(iova, pa, size, count, prot) {
+                        Ok(n) => assert_eq!((n, want), (count * size, n), "op {op}: map_pages"),
+                        Err(e) => {
+                            assert!(matches!(e, Error::Exists { .. }), "op {op}: {e}");
+                            assert_eq!(e.mapped(), want, "op {op}: map_pages mapped before clash");
+                        }
+                    }
+                }
+                3 => {
+                    let len = rng.gen_range(1..=((base + win - iova) / gran).min(2048)) * gran;
+                    let pa = pa & !(size - 1);
+                    let runs = page_runs(geo.pgsize_bitmap, iova, pa, len);
+                    check_runs(&geo, iova, pa, len, &runs);
+                    let clash = model.overlaps(iova, iova + len);
+                    match pt.map(iova, pa, len, prot) {
+                        Ok(n) => {
+                            assert!(!clash, "op {op}: map over a mapping succeeded");
+                            assert_eq!(n, len);
+                            let (mut i, mut p) = (iova, pa);
+                            for (s, c) in runs {
+                                assert_eq!(model.map_pages(i, p, s, c, prot), s * c);
+                                i += s * c;
+                                p += s * c;
+                            }
+                        }
+                        Err(e) => assert!(clash && matches!(e, Error::Exists { mapped: 0, .. }), "op {op}: {e}"),
+                    }
+                }
+                4..=5 => {
+                    let count = rng.gen_range(1..=((base + win - iova) / size).min(8));
+                    let want = model.unmap(iova, size * count);
+                    let mut g = Gather::new();
+                    let got = pt.unmap_pages(iova, size, count, &mut g).unwrap();
+                    assert_eq!(got, want, "op {op}: unmap_pages({iova:#x}, {size:#x}, {count})");
+                    if want > 0 {
+                        let (s, l) = g.range().expect("a range");
+                        assert!(s <= iova && l >= iova + want - 1, "op {op}: gather range");
+                    }
+                    if rng.gen_bool(0.3) {
+                        held.push(g);
+                    }
+                }
+                6 => {
+                    let len = rng.gen_range(1..=((base + win - iova) / gran).min(4096)) * gran;
+                    let want = model.unmap(iova, len);
+                    let mut g = Gather::new();
+                    assert_eq!(pt.unmap(iova, len, &mut g).unwrap(), want, "op {op}: unmap");
+                }
+                _ => {
+                    let q = iova + rng.gen_range(0..size);
+                    let got = pt.translate(q);
+                    match model.find(q) {
+                        Some((b, l)) => {
+                            let t = got.unwrap_or_else(|e| panic!("op {op}: translate {q:#x}: {e}"));
+                            assert_eq!(t.pa, l.pa + (q - b), "op {op}");
+                            assert_eq!(t.size, l.size, "op {op}");
+                            assert_eq!(t.prot, fmt.effective_prot(l.prot), "op {op}");
+                        }
+                        None => assert!(matches!(got, Err(Error::NotMapped(_))), "op {op}: {got:?}"),
+                    }
+                }
+            }
+            if held.len() > 8 || rng.gen_bool(0.05) {
+                held.clear();
+            }
+            if op % 512 == 511 {
+                check_all(&pt, &model, &fmt);
+                // Another thread (another test in this process) may be running one of this
+                // table's deferred frees right now, between the memory's free and the
+                // table's count: let in-flight frees land before comparing.
+                let mut tries = 0;
+                while pt.info().table_pages != mem.live_pages(geo.granule_shift) && tries < 1000 {
+                    std::thread::yield_now();
+                    tries += 1;
+                }
+                assert_eq!(pt.info().table_pages, mem.live_pages(geo.granule_shift), "op {op}: live pages");
+            }
+        }
+        check_all(&pt, &model, &fmt);
+        // Unmap everything leaf by leaf; tables whose spans are wholly unmapped in one call
+        // are freed, the rest stay until drop.
+        let leaves: Vec<(u64, u64)> = model.leaves.iter().map(|(&i, l)| (i, l.size)).collect();
+        for (i, s) in leaves {
+            let mut g = Gather::new();
+            assert_eq!(pt.unmap(i, s, &mut g).unwrap(), s);
+        }
+        assert!(pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(), "leaves left");
+        // Gathers still held when the table goes must still be released safely.
+        held.truncate(2);
+    }
+    drop(held);
+    assert_eq!(mem.bad_frees(), 0, "a page was freed twice");
+    assert_eq!(mem.live(), 0, "table pages leaked");
+}
+
+/// Forwards to an `Arc<M>` so callers keep their handle on the memory.
+#[derive(Debug)]
+struct ArcMem<M>(Arc<M>);
+
+// SAFETY: pure forwarding to the inner memory.
+unsafe impl<M: TableMemory> TableMemory for ArcMem<M> {
+    fn alloc(&self, size: usize, align: usize) -> Option<TablePage> {
+        self.0.alloc(size, align)
+    }
+    unsafe fn free(&self, page: TablePage) {
+        // SAFETY: forwarded.
+        unsafe { self.0.free(page) }
+    }
+    fn phys_to_virt(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
+        self.0.phys_to_virt(phys, len)
+    }
+    fn clean(&self, virt: NonNull<u8>, len: usize) {
+        self.0.clean(virt, len)
+    }
+}
+
+/// Checks `page_runs` against a brute-force greedy choice made one page at a time.
+fn check_runs(geo: &Geometry, iova: u64, pa: u64, len: u64, runs: &[(u64, u64)]) {
+    let mut want = Vec::new();
+    let (mut i, mut p, mut left) = (iova, pa, len);
+    while left > 0 {
+        let s = sizes(geo)
+            .into_iter()
+            .rev()
+            .find(|&s| i % s == 0 && p % s == 0 && s <= left)
+            .expect("the granule always fits");
+        want.push(s);
+        i += s;
+        p += s;
+        left -= s;
+    }
+    let got: Vec<u64> = runs.iter().flat_map(|&(s, c)| std::iter::repeat_n(s, c as usize)).collect();
+    assert_eq!(got, want, "page size choice for {iova:#x}+{len:#x} -> {pa:#x}");
+}
+
+/// Every page size at every level: map at an offset, double map fails, translate,
+/// unmap returns the size, the translation is gone, remap works; then the last page
+/// below the input size, and the first beyond it is refused; the output size is
+/// enforced.
+///
+/// # Panics
+/// On the first failure.
+pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
+    let geo = fmt.geometry();
+    let pt = PageTable::new(fmt.clone(), mem).expect("table");
+    let va_end = 1u64 << geo.va_bits;
+    let oa_end = if geo.oas >= 64 { u64::MAX } else { 1u64 << geo.oas };
+    assert!(pt.translate(0).is_err() && pt.iova_to_phys(va_end - 1).is_none(), "empty table translates");
+    for size in sizes(&geo) {
+        let level = geo.level_of_size(size).unwrap();
+        for n in [1u64, 3] {
+            let iova = n * size;
+            if iova + size > va_end || iova + size > oa_end {
+                continue;
+            }
+            let pa = iova;
+            let prot = Prot::RW | Prot::CACHE;
+            assert_eq!(pt.map_pages(iova, pa, size, 1, prot), Ok(size), "map {size:#x} at {iova:#x}");
+            assert!(
+                matches!(pt.map_pages(iova, pa, size, 1, prot), Err(Error::Exists { mapped: 0, .. })),
+                "double map of {size:#x}"
+            );
+            let t = pt.translate(iova + size / 2).unwrap();
+            assert_eq!((t.pa, t.size, t.level), (pa + size / 2, size, level));
+            assert_eq!(t.prot, fmt.effective_prot(prot));
+            let mut g = Gather::new();
+            assert_eq!(pt.unmap_pages(iova, size, 1, &mut g), Ok(size));
+            assert_eq!(g.range(), Some((iova, iova + size - 1)));
+            g.release();
+            assert_eq!(pt.iova_to_phys(iova), None);
+            assert_eq!(pt.map_pages(iova, pa, size, 1, Prot::READ), Ok(size), "remap");
+            assert_eq!(pt.unmap(iova, size, &mut g), Ok(size));
+        }
+        // The last page below the input size.
+        let last = va_end - size;
+        let pa = (oa_end.min(va_end) - size) & !(size - 1);
+        assert_eq!(pt.map_pages(last, pa, size, 1, Prot::READ), Ok(size), "last {size:#x} page");
+        assert_eq!(pt.iova_to_phys(va_end - 1), Some(pa + size - 1));
+        assert!(matches!(pt.map_pages(va_end, pa, size, 1, Prot::READ), Err(Error::IovaRange { .. })));
+        let mut g = Gather::new();
+        assert_eq!(pt.unmap_pages(last, size, 1, &mut g), Ok(size));
+        if geo.oas < 64 {
+            assert!(matches!(pt.map_pages(0, oa_end, size, 1, Prot::READ), Err(Error::PhysRange { .. })));
+        }
+    }
+    assert!(pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(), "leaves left");
+}
+
+/// Stress on poisoned memory for `duration`: writer threads map and unmap disjoint
+/// regions (whole level-0 tables, so tables are freed and reused, partial spans, and
+/// large leaves replacing emptied tables) while reader threads translate, walk and
+/// dump everything. Every output address is a fixed function of its IOVA, so a reader
+/// can check what it sees without coordination: it must only ever see "unmapped" or
+/// the right address, never poison or a fault.
+///
+/// # Panics
+/// On a wrong translation, a fault, a leak or a double free.
+pub fn stress<F: Format>(fmt: F, duration: Duration) {
+    const POISON: u64 = 0xdead_beef_dead_beef;
+    let geo = fmt.geometry();
+    let writers = 2u64;
+    let span = geo.entry_span(1); // one level-0 table's reach
+    let limit = 1u64 << geo.va_bits.min(geo.oas);
+    let per_writer = (span * 4).min(limit / (writers + 2));
+    assert!(per_writer >= span, "address space too small for the stress layout");
+    let delta = per_writer * writers; // pa = iova + delta
+    let arena = Arc::new(ArenaMemory::with_poison(0x4000_0000, 64 << 20, POISON));
+    let mem = Arc::new(CountingMemory::new(ArcMem(arena.clone())));
+    {
+        let pt = PageTable::new(fmt.clone(), mem.clone()).expect("table");
+        let stop = AtomicBool::new(false);
+        let reads = AtomicU64::new(0);
+        let large = geo.leaf_allowed(1);
+        std::thread::scope(|s| {
+            for w in 0..writers {
+                let (pt, stop) = (&pt, &stop);
+                s.spawn(move || {
+                    let base = w * per_writer;
+                    let mut rng = SmallRng::seed_from_u64(w);
+                    let n0 = geo.entries(0) as u64;
+                    let gran = geo.granule();
+                    while !stop.load(Ordering::Relaxed) {
+                        let spans = per_writer / span;
+                        let a = base + rng.gen_range(0..spans) * span;
+                        let mut g = Gather::new();
+                        match rng.gen_range(0..3) {
+                            0 => {
+                                // A whole table: mapped, then freed by one unmap.
+                                pt.map_pages(a, a + delta, gran, n0, Prot::RW).unwrap();
+                                assert_eq!(pt.unmap(a, span, &mut g), Ok(span));
+                                assert!(g.freed_tables() >= 1, "a whole-span unmap frees the table");
+                            }
+                            1 => {
+                                // Half a table, unmapped in two calls: the table stays.
+                                pt.map_pages(a, a + delta, gran, n0 / 2, Prot::READ).unwrap();
+                                assert_eq!(pt.iova_to_phys(a + gran), Some(a + gran + delta));
+                                assert_eq!(pt.unmap(a, span / 4, &mut g), Ok(span / 4));
+                                assert_eq!(pt.unmap(a + span / 4, span / 4, &mut g), Ok(span / 4));
+                            }
+                            _ if large => {
+                                // A large leaf, possibly replacing an emptied table.
+                                pt.map_pages(a, a + delta, span, 1, Prot::RW).unwrap();
+                                assert_eq!(pt.unmap_pages(a, span, 1, &mut g), Ok(span));
+                            }
+                            _ => {}
+                        }
+                        g.release();
+                    }
+                });
+            }
+            for r in 0..2u64 {
+                let (pt, stop, reads) = (&pt, &stop, &reads);
+                s.spawn(move || {
+                    let mut rng = SmallRng::seed_from_u64(100 + r);
+                    let end = per_writer * writers;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..256 {
+                            let q = rng.gen_range(0..end);
+                            match pt.translate(q) {
+                                Ok(t) => assert_eq!(t.pa, q + delta, "reader saw a wrong translation"),
+                                Err(Error::NotMapped(_)) => {}
+                                Err(e) => panic!("reader saw {e}"),
+                            }
+                            n += 1;
+                        }
+                        pt.walk(0, end, |t| {
+                            assert_eq!(t.pa, t.iova + delta, "walk saw a wrong leaf");
+                            ControlFlow::<()>::Continue(())
+                        })
+                        .unwrap();
+                        if r == 0 {
+                            pt.dump(&mut std::io::sink()).unwrap();
+                            let _ = pt.info();
+                        }
+                    }
+                    reads.fetch_add(n, Ordering::Relaxed);
+                });
+            }
+            let t0 = Instant::now();
+            while t0.elapsed() < duration {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(reads.load(Ordering::Relaxed) > 0);
+        // Readers must also never have seen poison through raw entries.
+        let mut g = Gather::new();
+        for w in 0..writers {
+            let _ = pt.unmap(w * per_writer, per_writer, &mut g);
+        }
+        g.release();
+        let root_entry = arena.read_u64(pt.root_phys()).unwrap();
+        assert_ne!(root_entry, POISON, "the root was freed");
+        let _ = Entry::Empty;
+    }
+    assert_eq!(mem.bad_frees(), 0, "a page was freed twice");
+    assert_eq!(mem.live(), 0, "table pages leaked");
+    assert_eq!(arena.stats().bad_frees, 0);
+    assert_eq!(arena.stats().live, 0, "arena {:?}, counting allocs {}", arena.stats(), mem.allocs());
+}

@@ -1,0 +1,396 @@
+//! The second-stage (SS, formerly "second-level") format: FORMATS.md §1.
+//!
+//! Entries are written exactly as Linux's generic_pt `vtdss` writes them (§1.8):
+//! a table pointer is `pa | R | W`, so permissions are decided at the leaf alone (they
+//! AND across levels in hardware); a leaf is `pa | R? | W? | SNP? | PS?`. There is no
+//! present bit: an entry with R = W = 0 is not present and its other bits are free.
+
+use crate::bits::{MAX_HAW, above_haw, addr_field, mask};
+use crate::context::{Agaw, ContextEntry, PasidEntry};
+use crate::levels::{self, PDPTE, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
+use pgtable_core::{Entry, Error, Fault, Format, Geometry, HwInfo, Prot};
+
+/// Read permission (bit 0).
+const R: u64 = 1 << 0;
+/// Write permission (bit 1).
+const W: u64 = 1 << 1;
+/// Page size: this PDPTE/PDE maps a 1 GiB/2 MiB page (bit 7; reserved in PML4E/PML5E).
+const PS: u64 = 1 << 7;
+/// Snoop: force a snooped access to the page (bit 11, leaves only).
+const SNP: u64 = 1 << 11;
+/// The former transient-mapping bit, reserved since spec 3.2 (FORMATS.md §6 #1).
+const TM: u64 = 1 << 62;
+
+/// VT-d second-stage page tables: 3, 4 or 5 levels (AW codes 1, 2, 3) of 512 entries.
+///
+/// Configuration mirrors the capability registers a driver reads:
+/// - `ias` (31..=57) picks the levels, as Linux does: 3 up to 39 bits, 4 up to 48, 5 up
+///   to 57 (the smallest AGAW that holds it). IOVAs must be below `1 << ias`; SS
+///   zero-extends, so there is no upper half.
+/// - `oas` (12..=52) is the host address width leaf outputs must fit. The decoder
+///   treats address bits at or above it as reserved, as hardware with that HAW does.
+/// - Leaves: 4 KiB always; 2 MiB and 1 GiB unless turned off with
+///   [`VtdSs::with_large_pages`] (CAP.SSLPS bits 34 and 35).
+/// - SNP (force snoop, [`Prot::CACHE`]) is written unless
+///   [`VtdSs::with_snoop_control`] turns it off (legacy mode without ECAP.SC).
+///
+/// [`Prot::NOEXEC`], [`Prot::MMIO`] and [`Prot::PRIV`] have no second-stage encoding:
+/// they are accepted and ignored ([`Format::effective_prot`] drops them).
+///
+/// ```
+/// use pgtable_core::{ArenaMemory, Format, PageTable, Prot};
+/// use std::sync::Arc;
+/// use vtd_format::VtdSs;
+///
+/// let mem = Arc::new(ArenaMemory::new(0x1000_0000, 1 << 20));
+/// let pt = PageTable::new(VtdSs::new(48, 48)?, mem.clone())?;
+/// pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, Prot::RW)?;
+/// // FORMATS.md §5.1: the PTE lands in the fourth table at index 0x145.
+/// assert_eq!(mem.read_u64(0x1000_3a28), Some(0x8_0000_0003));
+/// assert_eq!(pt.info().hw.regs[..2], [0x1000_0000, 2]); // SSPTPTR, AW
+/// # Ok::<(), pgtable_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VtdSs {
+    ias: u32,
+    levels: u32,
+    oas: u32,
+    haw: u32,
+    sizes: PageSizes,
+    snoop: bool,
+}
+
+impl VtdSs {
+    /// A table for `ias`-bit IOVAs and `oas`-bit output addresses, with 2 MiB and 1 GiB
+    /// leaves and SNP allowed.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] if `ias` is outside 31..=57 or `oas` outside 12..=52.
+    ///
+    /// ```
+    /// use pgtable_core::Format;
+    /// use vtd_format::VtdSs;
+    /// assert_eq!(VtdSs::new(39, 46)?.geometry().levels, 3);
+    /// assert_eq!(VtdSs::new(40, 46)?.geometry().levels, 4);
+    /// assert!(VtdSs::new(58, 46).is_err());
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub fn new(ias: u32, oas: u32) -> Result<Self, Error> {
+        // Below 31 bits the AGAW would be 30 (AW 0, 2 levels), which no current
+        // hardware reports and generic_pt never picks.
+        let Some(levels) = levels::levels_for(ias).filter(|_| ias >= 31) else {
+            return Err(Error::BadConfig(format!(
+                "VT-d second-stage input address size {ias} is outside 31..=57 bits"
+            )));
+        };
+        levels::check_oas(oas)?;
+        Ok(VtdSs {
+            ias,
+            levels,
+            oas,
+            haw: MAX_HAW,
+            sizes: PageSizes::new(SZ_4K | SZ_2M | SZ_1G),
+            snoop: true,
+        })
+    }
+
+    /// Which superpages the hardware walks, as CAP.SSLPS reports them (bit 34: 2 MiB,
+    /// bit 35: 1 GiB). A disabled size is neither mapped nor accepted by the decoder
+    /// (PS=1 there is a reserved-bit fault).
+    ///
+    /// ```
+    /// use pgtable_core::Format;
+    /// use vtd_format::VtdSs;
+    /// let f = VtdSs::new(48, 48)?.with_large_pages(true, false);
+    /// assert_eq!(f.geometry().pgsize_bitmap, 0x1000 | 0x20_0000);
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub const fn with_large_pages(mut self, two_m: bool, one_g: bool) -> Self {
+        let hw = if two_m { SZ_2M } else { 0 } | if one_g { SZ_1G } else { 0 };
+        self.sizes = self.sizes.with_hw(hw);
+        self
+    }
+
+    /// Restricts the page sizes `map` uses to `bitmap` (bit n: `1 << n` bytes); 0 means
+    /// every size the configuration allows.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] if `bitmap` lacks 4 KiB or holds a size this configuration
+    /// cannot map.
+    ///
+    /// ```
+    /// use vtd_format::VtdSs;
+    /// assert!(VtdSs::new(48, 48)?.with_pgsize_bitmap(0x1000 | 0x4000_0000).is_ok());
+    /// assert!(VtdSs::new(48, 48)?.with_pgsize_bitmap(0x20_0000).is_err());
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub fn with_pgsize_bitmap(mut self, bitmap: u64) -> Result<Self, Error> {
+        self.sizes = self.sizes.with_requested(bitmap)?;
+        Ok(self)
+    }
+
+    /// Whether leaves may carry SNP (bit 11): true in scalable mode or with ECAP.SC,
+    /// the default. Without it SNP is a reserved bit, so [`Prot::CACHE`] is dropped
+    /// when mapping and the decoder faults on a leaf with SNP set.
+    pub const fn with_snoop_control(mut self, enabled: bool) -> Self {
+        self.snoop = enabled;
+        self
+    }
+
+    /// The host address width the decoder enforces on next-table pointers (`oas..=52`).
+    ///
+    /// Defaults to 52, because table pages are wherever the memory backend puts them
+    /// ([`pgtable_core::HostMemory`] uses host virtual addresses, which may lie above
+    /// a small `oas`). Set it to the IOMMU's HAW to decode foreign tables exactly as
+    /// that hardware would: then table pointers with bits at or above `haw` fault too.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] if `haw` is below `oas` or above 52.
+    pub fn with_haw(mut self, haw: u32) -> Result<Self, Error> {
+        if haw < self.oas || haw > MAX_HAW {
+            return Err(Error::BadConfig(format!(
+                "host address width {haw} must be within oas ({})..=52",
+                self.oas
+            )));
+        }
+        self.haw = haw;
+        Ok(self)
+    }
+
+    /// The AGAW this configuration programs (its context/PASID-entry AW field).
+    pub const fn agaw(&self) -> Agaw {
+        match self.levels {
+            3 => Agaw::Bits39,
+            4 => Agaw::Bits48,
+            _ => Agaw::Bits57,
+        }
+    }
+
+    /// The legacy-mode context entry (TT=00, present) pointing at a table whose top
+    /// table is at `ssptptr`, tagged with domain id `did` (FORMATS.md §1.2).
+    ///
+    /// ```
+    /// use vtd_format::VtdSs;
+    /// let ce = VtdSs::new(48, 48)?.context_entry(0x1000_0000, 1);
+    /// assert_eq!((ce.lo, ce.hi), (0x1000_0001, 0x102));
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub const fn context_entry(&self, ssptptr: u64, did: u16) -> ContextEntry {
+        ContextEntry::second_stage(ssptptr, self.agaw(), did)
+    }
+
+    /// The scalable-mode PASID entry (PGTT=010, second stage only) for a table whose top
+    /// table is at `ssptptr` (FORMATS.md §1.2). Add PWSNP with
+    /// [`PasidEntry::with_pwsnp`] when ECAP.SMPWC is set.
+    ///
+    /// ```
+    /// use vtd_format::VtdSs;
+    /// let pe = VtdSs::new(48, 48)?.pasid_entry(0x1000_0000, 1);
+    /// assert_eq!(pe.val[..2], [0x1000_0089, 1]);
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub const fn pasid_entry(&self, ssptptr: u64, did: u16) -> PasidEntry {
+        PasidEntry::second_stage(ssptptr, self.agaw(), did)
+    }
+
+    /// The bits a hardware walker requires to be zero in a present entry of core
+    /// `level` (0 = PTE), as a leaf or as a table pointer: the masks of FORMATS.md §1.4
+    /// with HAW = `oas` for leaves and the table HAW ([`VtdSs::with_haw`]) for table
+    /// pointers. PS is not included for a leaf (it is what makes the leaf).
+    ///
+    /// ```
+    /// use vtd_format::VtdSs;
+    /// let f = VtdSs::new(48, 48)?.with_haw(48)?;
+    /// assert_eq!(f.reserved_mask(3, false), 0x400f_0000_0000_0880); // PML4E
+    /// assert_eq!(f.reserved_mask(1, true), 0x400f_0000_001f_f000); // 2 MiB PDE
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    #[inline(always)]
+    pub const fn reserved_mask(&self, level: u32, leaf: bool) -> u64 {
+        if leaf {
+            let low = if level > 0 {
+                mask(leaf_shift(level) - 1, 12)
+            } else {
+                0
+            };
+            let snp = if self.snoop { 0 } else { SNP };
+            above_haw(self.oas) | TM | low | snp
+        } else {
+            let ps = if level >= PML4E { PS } else { 0 };
+            above_haw(self.haw) | TM | SNP | ps
+        }
+    }
+}
+
+impl Format for VtdSs {
+    fn geometry(&self) -> Geometry {
+        levels::geometry(self.levels, self.ias, self.oas, self.sizes.used())
+    }
+
+    fn name(&self) -> &'static str {
+        "VT-d second stage"
+    }
+
+    fn level_name(&self, level: u32) -> &'static str {
+        levels::level_name(level)
+    }
+
+    #[inline(always)]
+    fn encode_leaf(&self, pa: u64, level: u32, prot: Prot) -> u64 {
+        let mut e = pa;
+        if prot.contains(Prot::READ) {
+            e |= R;
+        }
+        if prot.contains(Prot::WRITE) {
+            e |= W;
+        }
+        if self.snoop && prot.contains(Prot::CACHE) {
+            e |= SNP;
+        }
+        if level > 0 {
+            e |= PS;
+        }
+        e
+    }
+
+    #[inline(always)]
+    fn encode_table(&self, pa: u64, _level: u32) -> u64 {
+        // R|W on every table pointer: permissions AND across levels, so the leaf decides.
+        pa | R | W
+    }
+
+    /// Decodes an entry as the hardware walker does (FORMATS.md §1.4):
+    /// - R = W = 0: [`Entry::Empty`] (every other bit is ignored);
+    /// - a leaf at level 0, or with PS=1 at a PDE/PDPTE whose size the hardware walks:
+    ///   [`Entry::Leaf`] with READ/WRITE from bits 0/1 and CACHE from SNP;
+    /// - otherwise [`Entry::Table`], the address of the next table.
+    ///
+    /// It faults with [`Fault::Reserved`] (the raw entry and the offending bits) on a
+    /// set bit of [`VtdSs::reserved_mask`] — address bits at or above the HAW, bit 62,
+    /// SNP in a table pointer or without snoop control, a superpage's low address
+    /// bits, PS in a PML4E/PML5E — and on PS=1 where the superpage size is disabled.
+    /// The permission bits of table pointers are not reported.
+    #[inline(always)]
+    fn decode(&self, raw: u64, level: u32) -> Entry {
+        if raw & (R | W) == 0 {
+            return Entry::Empty;
+        }
+        let ps = raw & PS != 0 && level > 0;
+        if ps && level <= PDPTE && !self.sizes.hw_leaf(level) {
+            let bits = (raw & self.reserved_mask(level, false)) | PS;
+            return Entry::Fault(Fault::Reserved { raw, bits });
+        }
+        let leaf = level == 0 || (ps && level <= PDPTE);
+        let bits = raw & self.reserved_mask(level, leaf);
+        if bits != 0 {
+            return Entry::Fault(Fault::Reserved { raw, bits });
+        }
+        if !leaf {
+            return Entry::Table(raw & addr_field(self.haw, 12));
+        }
+        let mut prot = Prot::empty();
+        if raw & R != 0 {
+            prot |= Prot::READ;
+        }
+        if raw & W != 0 {
+            prot |= Prot::WRITE;
+        }
+        if raw & SNP != 0 {
+            prot |= Prot::CACHE;
+        }
+        Entry::Leaf {
+            pa: raw & addr_field(self.oas, leaf_shift(level)),
+            prot,
+        }
+    }
+
+    fn effective_prot(&self, prot: Prot) -> Prot {
+        let cache = if self.snoop {
+            Prot::CACHE
+        } else {
+            Prot::empty()
+        };
+        prot & (Prot::RW | cache)
+    }
+
+    /// `regs = [SSPTPTR, AW code, 0, 0]`.
+    fn hw_info(&self, root_phys: u64) -> HwInfo {
+        HwInfo {
+            root_phys,
+            regs: [root_phys, self.agaw().code() as u64, 0, 0],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f48() -> VtdSs {
+        VtdSs::new(48, 48).unwrap().with_haw(48).unwrap()
+    }
+
+    #[test]
+    fn configurations() {
+        for (ias, levels, aw) in [(31, 3, 1), (39, 3, 1), (40, 4, 2), (48, 4, 2), (57, 5, 3)] {
+            let f = VtdSs::new(ias, 48).unwrap();
+            let g = f.geometry();
+            assert_eq!((g.levels, g.va_bits, g.oas), (levels, ias, 48));
+            assert_eq!(f.hw_info(0x5000).regs, [0x5000, aw, 0, 0]);
+            g.validate().unwrap();
+        }
+        for (ias, oas) in [(30, 48), (58, 48), (48, 11), (48, 53), (0, 0)] {
+            assert!(VtdSs::new(ias, oas).is_err(), "{ias} {oas}");
+        }
+        assert!(VtdSs::new(48, 40).unwrap().with_haw(39).is_err());
+        assert!(VtdSs::new(48, 40).unwrap().with_haw(53).is_err());
+    }
+
+    #[test]
+    fn spec_masks_at_haw_48() {
+        let f = f48();
+        assert_eq!(f.reserved_mask(4, false), 0x400f_0000_0000_0880);
+        assert_eq!(f.reserved_mask(3, false), 0x400f_0000_0000_0880);
+        assert_eq!(f.reserved_mask(2, false), 0x400f_0000_0000_0800);
+        assert_eq!(f.reserved_mask(1, false), 0x400f_0000_0000_0800);
+        assert_eq!(f.reserved_mask(2, true), 0x400f_0000_3fff_f000);
+        assert_eq!(f.reserved_mask(1, true), 0x400f_0000_001f_f000);
+        assert_eq!(f.reserved_mask(0, true), 0x400f_0000_0000_0000);
+        let nosnp = f.with_snoop_control(false);
+        assert_eq!(nosnp.reserved_mask(0, true), 0x400f_0000_0000_0800);
+        assert_eq!(nosnp.reserved_mask(2, true), 0x400f_0000_3fff_f800);
+    }
+
+    #[test]
+    fn ps_in_a_pte_is_ignored() {
+        // FORMATS.md §6 #4: hardware does not consult PS at level 1 (our level 0).
+        assert_eq!(
+            f48().decode(0x8_0000_0083, 0),
+            Entry::Leaf {
+                pa: 0x8_0000_0000,
+                prot: Prot::RW
+            }
+        );
+    }
+
+    #[test]
+    fn disabled_superpage_is_reserved() {
+        let f = f48().with_large_pages(false, true);
+        assert_eq!(
+            f.decode(0x4020_0083, 1),
+            Entry::Fault(Fault::Reserved {
+                raw: 0x4020_0083,
+                bits: PS
+            })
+        );
+        assert!(matches!(f.decode(0x4000_0083, 2), Entry::Leaf { .. }));
+    }
+
+    #[test]
+    fn write_only_is_kept() {
+        // generic_pt vtdss writes W without R (FORMATS.md §6 #7); so do we.
+        let f = f48();
+        assert_eq!(f.encode_leaf(0x1000, 0, Prot::WRITE), 0x1002);
+        assert_eq!(f.effective_prot(Prot::WRITE), Prot::WRITE);
+    }
+}
