@@ -45,7 +45,12 @@ impl<M: TableMemory> CountingMemory<M> {
 
     /// Live pages counted in granules of `1 << granule_shift` (a small top table counts 1).
     pub fn live_pages(&self, granule_shift: u32) -> u64 {
-        self.live.lock().unwrap().values().map(|&s| ((s >> granule_shift) as u64).max(1)).sum()
+        self.live
+            .lock()
+            .unwrap()
+            .values()
+            .map(|&s| ((s >> granule_shift) as u64).max(1))
+            .sum()
     }
 
     /// Allocations made so far.
@@ -104,7 +109,10 @@ struct Model {
 
 impl Model {
     fn overlaps(&self, start: u64, end: u64) -> bool {
-        self.leaves.range(..end).next_back().is_some_and(|(&iova, l)| iova + l.size > start)
+        self.leaves
+            .range(..end)
+            .next_back()
+            .is_some_and(|(&iova, l)| iova + l.size > start)
     }
 
     fn find(&self, iova: u64) -> Option<(u64, Leaf)> {
@@ -119,7 +127,14 @@ impl Model {
             if self.overlaps(s, s + size) {
                 return k * size;
             }
-            self.leaves.insert(s, Leaf { pa: pa + k * size, size, prot });
+            self.leaves.insert(
+                s,
+                Leaf {
+                    pa: pa + k * size,
+                    size,
+                    prot,
+                },
+            );
         }
         count * size
     }
@@ -142,7 +157,10 @@ impl Model {
 }
 
 fn sizes(geo: &Geometry) -> Vec<u64> {
-    (0..64).map(|b| 1u64 << b).filter(|s| geo.pgsize_bitmap & s != 0).collect()
+    (0..64)
+        .map(|b| 1u64 << b)
+        .filter(|s| geo.pgsize_bitmap & s != 0)
+        .collect()
 }
 
 fn random_prot(rng: &mut SmallRng) -> Prot {
@@ -169,7 +187,11 @@ fn check_all<F: Format, M: TableMemory>(pt: &PageTable<F, M>, model: &Model, fmt
             level: pt.geometry().level_of_size(l.size).unwrap(),
         })
         .collect();
-    assert_eq!(got.len(), want.len(), "walk leaf count differs from the model");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "walk leaf count differs from the model"
+    );
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g, w, "walk differs from the model");
     }
@@ -179,10 +201,15 @@ fn check_all<F: Format, M: TableMemory>(pt: &PageTable<F, M>, model: &Model, fmt
 /// largest page sizes below 1 GiB-ish spans.
 fn window(geo: &Geometry) -> (u64, Vec<u64>) {
     let limit = 1u64 << geo.va_bits.min(geo.oas).min(40);
-    let mut usable: Vec<u64> = sizes(geo).into_iter().filter(|&s| s.saturating_mul(4) <= limit).collect();
+    let mut usable: Vec<u64> = sizes(geo)
+        .into_iter()
+        .filter(|&s| s.saturating_mul(4) <= limit)
+        .collect();
     usable.truncate(3);
     let biggest = *usable.last().expect("the granule fits");
-    let w = (biggest * 4).max(geo.granule() * 4 * geo.entries(0) as u64).min(limit);
+    let w = (biggest * 4)
+        .max(geo.granule() * 4 * geo.entries(0) as u64)
+        .min(limit);
     (w, usable)
 }
 
@@ -203,7 +230,10 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
     let mut held: Vec<Gather> = Vec::new();
     {
         let pt = PageTable::new(fmt.clone(), mem.clone()).expect("table");
-        let base = (1u64 << geo.va_bits.min(geo.oas)).saturating_sub(win).min(win) & !(win - 1);
+        let base = (1u64 << geo.va_bits.min(geo.oas))
+            .saturating_sub(win)
+            .min(win)
+            & !(win - 1);
         for op in 0..ops {
             let size = usable[rng.gen_range(0..usable.len())];
             let iova = base + rng.gen_range(0..win / size) * size;
@@ -238,7 +268,10 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                                 p += s * c;
                             }
                         }
-                        Err(e) => assert!(clash && matches!(e, Error::Exists { mapped: 0, .. }), "op {op}: {e}"),
+                        Err(e) => assert!(
+                            clash && matches!(e, Error::Exists { mapped: 0, .. }),
+                            "op {op}: {e}"
+                        ),
                     }
                 }
                 4..=5 => {
@@ -246,7 +279,10 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                     let want = model.unmap(iova, size * count);
                     let mut g = Gather::new();
                     let got = pt.unmap_pages(iova, size, count, &mut g).unwrap();
-                    assert_eq!(got, want, "op {op}: unmap_pages({iova:#x}, {size:#x}, {count})");
+                    assert_eq!(
+                        got, want,
+                        "op {op}: unmap_pages({iova:#x}, {size:#x}, {count})"
+                    );
                     if want > 0 {
                         let (s, l) = g.range().expect("a range");
                         assert!(s <= iova && l >= iova + want - 1, "op {op}: gather range");
@@ -266,12 +302,15 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                     let got = pt.translate(q);
                     match model.find(q) {
                         Some((b, l)) => {
-                            let t = got.unwrap_or_else(|e| panic!("op {op}: translate {q:#x}: {e}"));
+                            let t =
+                                got.unwrap_or_else(|e| panic!("op {op}: translate {q:#x}: {e}"));
                             assert_eq!(t.pa, l.pa + (q - b), "op {op}");
                             assert_eq!(t.size, l.size, "op {op}");
                             assert_eq!(t.prot, fmt.effective_prot(l.prot), "op {op}");
                         }
-                        None => assert!(matches!(got, Err(Error::NotMapped(_))), "op {op}: {got:?}"),
+                        None => {
+                            assert!(matches!(got, Err(Error::NotMapped(_))), "op {op}: {got:?}")
+                        }
                     }
                 }
             }
@@ -288,7 +327,11 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                     std::thread::yield_now();
                     tries += 1;
                 }
-                assert_eq!(pt.info().table_pages, mem.live_pages(geo.granule_shift), "op {op}: live pages");
+                assert_eq!(
+                    pt.info().table_pages,
+                    mem.live_pages(geo.granule_shift),
+                    "op {op}: live pages"
+                );
             }
         }
         check_all(&pt, &model, &fmt);
@@ -299,7 +342,10 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
             let mut g = Gather::new();
             assert_eq!(pt.unmap(i, s, &mut g).unwrap(), s);
         }
-        assert!(pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(), "leaves left");
+        assert!(
+            pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(),
+            "leaves left"
+        );
         // Gathers still held when the table goes must still be released safely.
         held.truncate(2);
     }
@@ -344,8 +390,14 @@ fn check_runs(geo: &Geometry, iova: u64, pa: u64, len: u64, runs: &[(u64, u64)])
         p += s;
         left -= s;
     }
-    let got: Vec<u64> = runs.iter().flat_map(|&(s, c)| std::iter::repeat_n(s, c as usize)).collect();
-    assert_eq!(got, want, "page size choice for {iova:#x}+{len:#x} -> {pa:#x}");
+    let got: Vec<u64> = runs
+        .iter()
+        .flat_map(|&(s, c)| std::iter::repeat_n(s, c as usize))
+        .collect();
+    assert_eq!(
+        got, want,
+        "page size choice for {iova:#x}+{len:#x} -> {pa:#x}"
+    );
 }
 
 /// Every page size at every level: map at an offset, double map fails, translate,
@@ -359,8 +411,15 @@ pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
     let geo = fmt.geometry();
     let pt = PageTable::new(fmt.clone(), mem).expect("table");
     let va_end = 1u64 << geo.va_bits;
-    let oa_end = if geo.oas >= 64 { u64::MAX } else { 1u64 << geo.oas };
-    assert!(pt.translate(0).is_err() && pt.iova_to_phys(va_end - 1).is_none(), "empty table translates");
+    let oa_end = if geo.oas >= 64 {
+        u64::MAX
+    } else {
+        1u64 << geo.oas
+    };
+    assert!(
+        pt.translate(0).is_err() && pt.iova_to_phys(va_end - 1).is_none(),
+        "empty table translates"
+    );
     for size in sizes(&geo) {
         let level = geo.level_of_size(size).unwrap();
         for n in [1u64, 3] {
@@ -370,9 +429,16 @@ pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
             }
             let pa = iova;
             let prot = Prot::RW | Prot::CACHE;
-            assert_eq!(pt.map_pages(iova, pa, size, 1, prot), Ok(size), "map {size:#x} at {iova:#x}");
+            assert_eq!(
+                pt.map_pages(iova, pa, size, 1, prot),
+                Ok(size),
+                "map {size:#x} at {iova:#x}"
+            );
             assert!(
-                matches!(pt.map_pages(iova, pa, size, 1, prot), Err(Error::Exists { mapped: 0, .. })),
+                matches!(
+                    pt.map_pages(iova, pa, size, 1, prot),
+                    Err(Error::Exists { mapped: 0, .. })
+                ),
                 "double map of {size:#x}"
             );
             let t = pt.translate(iova + size / 2).unwrap();
@@ -383,22 +449,39 @@ pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
             assert_eq!(g.range(), Some((iova, iova + size - 1)));
             g.release();
             assert_eq!(pt.iova_to_phys(iova), None);
-            assert_eq!(pt.map_pages(iova, pa, size, 1, Prot::READ), Ok(size), "remap");
+            assert_eq!(
+                pt.map_pages(iova, pa, size, 1, Prot::READ),
+                Ok(size),
+                "remap"
+            );
             assert_eq!(pt.unmap(iova, size, &mut g), Ok(size));
         }
         // The last page below the input size.
         let last = va_end - size;
         let pa = (oa_end.min(va_end) - size) & !(size - 1);
-        assert_eq!(pt.map_pages(last, pa, size, 1, Prot::READ), Ok(size), "last {size:#x} page");
+        assert_eq!(
+            pt.map_pages(last, pa, size, 1, Prot::READ),
+            Ok(size),
+            "last {size:#x} page"
+        );
         assert_eq!(pt.iova_to_phys(va_end - 1), Some(pa + size - 1));
-        assert!(matches!(pt.map_pages(va_end, pa, size, 1, Prot::READ), Err(Error::IovaRange { .. })));
+        assert!(matches!(
+            pt.map_pages(va_end, pa, size, 1, Prot::READ),
+            Err(Error::IovaRange { .. })
+        ));
         let mut g = Gather::new();
         assert_eq!(pt.unmap_pages(last, size, 1, &mut g), Ok(size));
         if geo.oas < 64 {
-            assert!(matches!(pt.map_pages(0, oa_end, size, 1, Prot::READ), Err(Error::PhysRange { .. })));
+            assert!(matches!(
+                pt.map_pages(0, oa_end, size, 1, Prot::READ),
+                Err(Error::PhysRange { .. })
+            ));
         }
     }
-    assert!(pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(), "leaves left");
+    assert!(
+        pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(),
+        "leaves left"
+    );
 }
 
 /// Stress on poisoned memory for `duration`: writer threads map and unmap disjoint
@@ -417,7 +500,10 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
     let span = geo.entry_span(1); // one level-0 table's reach
     let limit = 1u64 << geo.va_bits.min(geo.oas);
     let per_writer = (span * 4).min(limit / (writers + 2));
-    assert!(per_writer >= span, "address space too small for the stress layout");
+    assert!(
+        per_writer >= span,
+        "address space too small for the stress layout"
+    );
     let delta = per_writer * writers; // pa = iova + delta
     let arena = Arc::new(ArenaMemory::with_poison(0x4000_0000, 64 << 20, POISON));
     let mem = Arc::new(CountingMemory::new(ArcMem(arena.clone())));
@@ -443,11 +529,15 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
                                 // A whole table: mapped, then freed by one unmap.
                                 pt.map_pages(a, a + delta, gran, n0, Prot::RW).unwrap();
                                 assert_eq!(pt.unmap(a, span, &mut g), Ok(span));
-                                assert!(g.freed_tables() >= 1, "a whole-span unmap frees the table");
+                                assert!(
+                                    g.freed_tables() >= 1,
+                                    "a whole-span unmap frees the table"
+                                );
                             }
                             1 => {
                                 // Half a table, unmapped in two calls: the table stays.
-                                pt.map_pages(a, a + delta, gran, n0 / 2, Prot::READ).unwrap();
+                                pt.map_pages(a, a + delta, gran, n0 / 2, Prot::READ)
+                                    .unwrap();
                                 assert_eq!(pt.iova_to_phys(a + gran), Some(a + gran + delta));
                                 assert_eq!(pt.unmap(a, span / 4, &mut g), Ok(span / 4));
                                 assert_eq!(pt.unmap(a + span / 4, span / 4, &mut g), Ok(span / 4));
@@ -473,7 +563,9 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
                         for _ in 0..256 {
                             let q = rng.gen_range(0..end);
                             match pt.translate(q) {
-                                Ok(t) => assert_eq!(t.pa, q + delta, "reader saw a wrong translation"),
+                                Ok(t) => {
+                                    assert_eq!(t.pa, q + delta, "reader saw a wrong translation")
+                                }
                                 Err(Error::NotMapped(_)) => {}
                                 Err(e) => panic!("reader saw {e}"),
                             }
@@ -512,5 +604,11 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
     assert_eq!(mem.bad_frees(), 0, "a page was freed twice");
     assert_eq!(mem.live(), 0, "table pages leaked");
     assert_eq!(arena.stats().bad_frees, 0);
-    assert_eq!(arena.stats().live, 0, "arena {:?}, counting allocs {}", arena.stats(), mem.allocs());
+    assert_eq!(
+        arena.stats().live,
+        0,
+        "arena {:?}, counting allocs {}",
+        arena.stats(),
+        mem.allocs()
+    );
 }

@@ -155,7 +155,8 @@ impl Geometry {
         }
         // Hardware granules are 4K..64K; smaller ones exist only for model checking
         // (tiny tables keep loom's state space small).
-        if !(5..=16).contains(&self.granule_shift) || self.bits_per_level != self.granule_shift - 3 {
+        if !(5..=16).contains(&self.granule_shift) || self.bits_per_level != self.granule_shift - 3
+        {
             return Err("granule must be a power of two up to 64K, with 8-byte entries".into());
         }
         if self.top_bits == 0 || self.top_bits > self.bits_per_level + 4 {

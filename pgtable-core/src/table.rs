@@ -64,6 +64,8 @@ pub struct PageTable<F: Format, M: TableMemory> {
     pub(crate) root: TablePage,
     pub(crate) shared: Arc<Shared<M>>,
     pub(crate) sink: Arc<dyn Reclaim>,
+    /// False for a [`ForeignTable`]'s view: its pages are not ours to free.
+    owned: bool,
 }
 
 impl<F: Format, M: TableMemory> fmt::Debug for PageTable<F, M> {
@@ -108,6 +110,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             root,
             shared,
             sink,
+            owned: true,
         })
     }
 
@@ -398,6 +401,9 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
 
 impl<F: Format, M: TableMemory> Drop for PageTable<F, M> {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // SAFETY: dropping needs `&mut self`, so no reader of this table exists.
         unsafe { self.shared.shutdown() };
         let top = self.geo.top();
@@ -578,5 +584,107 @@ impl<'a, F: Format, M: TableMemory> Session<'a, F, M> {
     #[inline]
     pub fn translate(&self, iova: u64) -> Result<Translation> {
         self.pt.lookup(&self.guard, iova)
+    }
+}
+
+/// A read-only view of tables this library did not build (a guest's tables, a memory
+/// image), decoded exactly as the hardware would: translations report why they fault
+/// (not present, reserved bits, address size, a table outside memory).
+///
+/// Nothing is written to the tables and nothing is freed; every next-table address is
+/// checked against the memory before it is followed, and a walk is bounded by the
+/// format's level count, so corrupt or cyclic tables cannot loop.
+///
+/// ```
+/// # use pgtable_core::testfmt::TestFormat;
+/// use pgtable_core::{ArenaMemory, ForeignTable, PageTable, Prot};
+/// use std::sync::Arc;
+/// let mem = Arc::new(ArenaMemory::new(0x100_0000, 1 << 20));
+/// let pt = PageTable::new(TestFormat::new(), mem.clone()).unwrap();
+/// pt.map_pages(0x5000, 0x9000, 0x1000, 1, Prot::RW).unwrap();
+/// let view = ForeignTable::new(TestFormat::new(), mem.clone(), pt.root_phys()).unwrap();
+/// assert_eq!(view.translate(0x5010).unwrap().pa, 0x9010);
+/// ```
+pub struct ForeignTable<F: Format, M: TableMemory> {
+    pt: PageTable<F, M>,
+}
+
+impl<F: Format, M: TableMemory> fmt::Debug for ForeignTable<F, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForeignTable")
+            .field("table", &self.pt)
+            .finish()
+    }
+}
+
+impl<F: Format, M: TableMemory> ForeignTable<F, M> {
+    /// A view of the tables whose top table is at `root_phys` in `mem`.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] for an inconsistent format, [`Error::Fault`] with
+    /// [`crate::Fault::BadTableAddress`] if the top table is not inside `mem`.
+    pub fn new(fmt: F, mem: Arc<M>, root_phys: u64) -> Result<Self> {
+        let geo = fmt.geometry();
+        geo.validate().map_err(Error::BadConfig)?;
+        let shared = Arc::new(Shared::new(mem, geo.granule_shift));
+        let size = geo.table_bytes(geo.top());
+        let virt = shared
+            .mem
+            .phys_to_virt(root_phys, size)
+            .ok_or(Error::Fault {
+                iova: 0,
+                fault: crate::Fault::BadTableAddress { pa: root_phys },
+            })?;
+        let root = TablePage {
+            virt,
+            phys: root_phys,
+            size,
+        };
+        let sink: Arc<dyn Reclaim> = shared.clone();
+        Ok(ForeignTable {
+            pt: PageTable {
+                fmt,
+                geo,
+                root,
+                shared,
+                sink,
+                owned: false,
+            },
+        })
+    }
+
+    /// See [`PageTable::translate`]; faults carry the reason.
+    ///
+    /// # Errors
+    /// As [`PageTable::translate`].
+    pub fn translate(&self, iova: u64) -> Result<Translation> {
+        self.pt.translate(iova)
+    }
+
+    /// See [`PageTable::walk`].
+    ///
+    /// # Errors
+    /// As [`PageTable::walk`].
+    pub fn walk<B>(
+        &self,
+        iova: u64,
+        len: u64,
+        f: impl FnMut(&Translation) -> std::ops::ControlFlow<B>,
+    ) -> Result<Option<B>> {
+        self.pt.walk(iova, len, f)
+    }
+
+    /// See [`PageTable::dump`].
+    ///
+    /// # Errors
+    /// Whatever `out` returns.
+    pub fn dump(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.pt.dump(out)
+    }
+
+    /// The geometry and register values (the page count is meaningless here: 0 pages
+    /// were allocated by this view).
+    pub fn info(&self) -> TableInfo {
+        self.pt.info()
     }
 }

@@ -59,7 +59,12 @@ impl TestFormat {
     /// hardware shape, but small enough for loom to explore every interleaving of a
     /// whole-table unmap. Output addresses must be 4 KiB aligned.
     pub const fn tiny() -> Self {
-        TestFormat { levels: 2, oas: 48, contig: 1, tiny: true }
+        TestFormat {
+            levels: 2,
+            oas: 48,
+            contig: 1,
+            tiny: true,
+        }
     }
 
     /// Groups `n` (a power of two, up to 512) entries of levels 0 and 1 under the

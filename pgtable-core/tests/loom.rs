@@ -24,7 +24,12 @@ struct LoomMemory {
 
 impl LoomMemory {
     fn live(&self) -> usize {
-        self.pages.lock().unwrap().values().filter(|(_, freed)| !freed).count()
+        self.pages
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|(_, freed)| !freed)
+            .count()
     }
 }
 
@@ -35,7 +40,9 @@ unsafe impl TableMemory for LoomMemory {
         let mut next = self.next.lock().unwrap();
         // Synthetic physical addresses, 4 KiB apart (the test format keeps table
         // addresses 4 KiB aligned), starting away from zero.
-        let phys = (*next).max(0x10_0000).next_multiple_of((align as u64).max(0x1000));
+        let phys = (*next)
+            .max(0x10_0000)
+            .next_multiple_of((align as u64).max(0x1000));
         *next = phys + (size as u64).max(0x1000);
         let entries: Box<[AtomicU64]> = (0..size / 8).map(|_| AtomicU64::new(0)).collect();
         let virt = NonNull::new(entries.as_ptr() as *mut u8).unwrap();
@@ -64,7 +71,6 @@ unsafe impl TableMemory for LoomMemory {
 fn unsafe_ptr(entries: &[AtomicU64], byte_off: usize) -> *mut u8 {
     entries[byte_off / 8..].as_ptr() as *mut u8
 }
-
 
 /// Bound preemptions (the races of interest need at most two) and allow the larger
 /// number of branches the table walks produce.
@@ -114,7 +120,8 @@ fn reader_walks_through_a_table_being_detached() {
         let span = ENTRIES * PG;
         // The tiny format keeps output addresses 4 KiB aligned: one page per call.
         for i in 0..ENTRIES {
-            pt.map_pages(i * PG, 0x100_0000 + i * 0x1000, PG, 1, Prot::RW).unwrap();
+            pt.map_pages(i * PG, 0x100_0000 + i * 0x1000, PG, 1, Prot::RW)
+                .unwrap();
         }
         let reader = {
             let pt = pt.clone();

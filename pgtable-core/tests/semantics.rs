@@ -1,7 +1,9 @@
 //! One test per rule of DESIGN.md "Semantics", on the test format.
 
 use pgtable_core::testfmt::TestFormat;
-use pgtable_core::{ArenaMemory, Error, Gather, HostMemory, PageTable, Prot, Translation, page_runs};
+use pgtable_core::{
+    ArenaMemory, Error, Gather, HostMemory, PageTable, Prot, Translation, page_runs,
+};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -13,7 +15,11 @@ const G1: u64 = 0x4000_0000;
 type Pt = PageTable<TestFormat, ArenaMemory>;
 
 fn table() -> Pt {
-    PageTable::new(TestFormat::new(), Arc::new(ArenaMemory::new(0x1000_0000, 16 << 20))).unwrap()
+    PageTable::new(
+        TestFormat::new(),
+        Arc::new(ArenaMemory::new(0x1000_0000, 16 << 20)),
+    )
+    .unwrap()
 }
 
 fn leaves(pt: &Pt) -> Vec<Translation> {
@@ -48,8 +54,16 @@ fn map_over_a_mapping_fails_and_keeps_pages_before_it() {
     let pt = table();
     pt.map_pages(0x3000, 0x9000, K4, 1, Prot::READ).unwrap();
     let before = leaves(&pt);
-    let err = pt.map_pages(0x1000, 0x10_0000, K4, 4, Prot::RW).unwrap_err();
-    assert_eq!(err, Error::Exists { iova: 0x3000, mapped: 0x2000 });
+    let err = pt
+        .map_pages(0x1000, 0x10_0000, K4, 4, Prot::RW)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Exists {
+            iova: 0x3000,
+            mapped: 0x2000
+        }
+    );
     // Pages before the clash stay mapped, the clashing one is untouched, none after it.
     assert_eq!(pt.iova_to_phys(0x1000), Some(0x10_0000));
     assert_eq!(pt.iova_to_phys(0x2000), Some(0x10_1000));
@@ -58,9 +72,15 @@ fn map_over_a_mapping_fails_and_keeps_pages_before_it() {
     assert_eq!(pt.iova_to_phys(0x4000), None);
     assert_eq!(leaves(&pt).len(), before.len() + 2);
     // A larger page over a smaller one fails too, and so does a smaller one under a larger.
-    assert!(matches!(pt.map_pages(0, 0, M2, 1, Prot::RW), Err(Error::Exists { mapped: 0, .. })));
+    assert!(matches!(
+        pt.map_pages(0, 0, M2, 1, Prot::RW),
+        Err(Error::Exists { mapped: 0, .. })
+    ));
     pt.map_pages(G1, G1, M2, 1, Prot::RW).unwrap();
-    assert!(matches!(pt.map_pages(G1 + K4, 0, K4, 1, Prot::RW), Err(Error::Exists { mapped: 0, .. })));
+    assert!(matches!(
+        pt.map_pages(G1 + K4, 0, K4, 1, Prot::RW),
+        Err(Error::Exists { mapped: 0, .. })
+    ));
 }
 
 #[test]
@@ -172,14 +192,22 @@ fn map_is_all_or_nothing() {
     let small = PageTable::new(TestFormat::new(), Arc::new(ArenaMemory::new(0, 1 << 16))).unwrap();
     let err = small.map(0, K4, 20 * M2, Prot::RW).unwrap_err();
     assert!(matches!(err, Error::NoMemory { mapped: 0 }), "{err:?}");
-    assert!(small.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none());
+    assert!(
+        small
+            .walk(0, 0, |_| ControlFlow::Break(()))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
 fn map_picks_the_largest_page_sizes() {
     let pt = table();
     // 4K up to the 2M boundary, 2M pages, then 4K.
-    assert_eq!(pt.map(M2 - 2 * K4, M2 - 2 * K4, 2 * K4 + 2 * M2 + K4, Prot::RW), Ok(2 * K4 + 2 * M2 + K4));
+    assert_eq!(
+        pt.map(M2 - 2 * K4, M2 - 2 * K4, 2 * K4 + 2 * M2 + K4, Prot::RW),
+        Ok(2 * K4 + 2 * M2 + K4)
+    );
     let sizes: Vec<u64> = leaves(&pt).iter().map(|t| t.size).collect();
     assert_eq!(sizes, [K4, K4, M2, M2, K4]);
     // Different alignment of iova and pa: only 4K pages.
@@ -193,12 +221,23 @@ fn page_size_choice_equals_brute_force() {
     let mut rng = SmallRng::seed_from_u64(7);
     for _ in 0..4_000 {
         let iova = rng.gen_range(0..1u64 << 33) & !(K4 - 1);
-        let pa = if rng.gen_bool(0.5) { iova ^ (rng.gen_range(0..4u64) << 21) } else { rng.gen_range(0..1u64 << 33) & !(K4 - 1) };
-        let len = if rng.gen_bool(0.1) { rng.gen_range(1..1u64 << 19) } else { rng.gen_range(1..1u64 << 10) } * K4;
+        let pa = if rng.gen_bool(0.5) {
+            iova ^ (rng.gen_range(0..4u64) << 21)
+        } else {
+            rng.gen_range(0..1u64 << 33) & !(K4 - 1)
+        };
+        let len = if rng.gen_bool(0.1) {
+            rng.gen_range(1..1u64 << 19)
+        } else {
+            rng.gen_range(1..1u64 << 10)
+        } * K4;
         let mut want = Vec::new();
         let (mut i, mut p, mut l) = (iova, pa, len);
         while l > 0 {
-            let s = [G1, M2, K4].into_iter().find(|&s| i % s == 0 && p % s == 0 && s <= l).unwrap();
+            let s = [G1, M2, K4]
+                .into_iter()
+                .find(|&s| i % s == 0 && p % s == 0 && s <= l)
+                .unwrap();
             want.push(s);
             i += s;
             p += s;
@@ -219,28 +258,100 @@ fn bad_arguments_are_refused_and_change_nothing() {
     let before = leaves(&pt);
     let pages = pt.info().table_pages;
     let cases: Vec<(Result<u64, Error>, Error)> = vec![
-        (pt.map_pages(K4, 0, 0x2000, 1, Prot::RW), Error::UnsupportedSize(0x2000)),
-        (pt.map_pages(0x800, 0, K4, 1, Prot::RW), Error::Misaligned { what: "iova", value: 0x800, align: K4 }),
-        (pt.map_pages(K4, 0x10, K4, 1, Prot::RW), Error::Misaligned { what: "paddr", value: 0x10, align: K4 }),
+        (
+            pt.map_pages(K4, 0, 0x2000, 1, Prot::RW),
+            Error::UnsupportedSize(0x2000),
+        ),
+        (
+            pt.map_pages(0x800, 0, K4, 1, Prot::RW),
+            Error::Misaligned {
+                what: "iova",
+                value: 0x800,
+                align: K4,
+            },
+        ),
+        (
+            pt.map_pages(K4, 0x10, K4, 1, Prot::RW),
+            Error::Misaligned {
+                what: "paddr",
+                value: 0x10,
+                align: K4,
+            },
+        ),
         (pt.map_pages(K4, 0, K4, 1, Prot::CACHE), Error::BadProt(4)),
-        (pt.map_pages(1 << 48, 0, K4, 1, Prot::RW), Error::IovaRange { start: 1 << 48, end: (1 << 48) + K4, bits: 48 }),
-        (pt.map_pages((1 << 48) - K4, 0, K4, 2, Prot::RW), Error::IovaRange { start: (1 << 48) - K4, end: (1 << 48) + K4, bits: 48 }),
-        (pt.map_pages(K4, 1 << 48, K4, 1, Prot::RW), Error::PhysRange { start: 1 << 48, end: (1 << 48) + K4, bits: 48 }),
-        (pt.map(K4, 0, 0x800, Prot::RW), Error::Misaligned { what: "length", value: 0x800, align: K4 }),
-        (pt.unmap(0x800, K4, &mut Gather::new()), Error::Misaligned { what: "iova", value: 0x800, align: K4 }),
-        (pt.unmap_pages(0, 0x3000, 1, &mut Gather::new()), Error::UnsupportedSize(0x3000)),
-        (pt.unmap(1 << 48, K4, &mut Gather::new()), Error::IovaRange { start: 1 << 48, end: (1 << 48) + K4, bits: 48 }),
+        (
+            pt.map_pages(1 << 48, 0, K4, 1, Prot::RW),
+            Error::IovaRange {
+                start: 1 << 48,
+                end: (1 << 48) + K4,
+                bits: 48,
+            },
+        ),
+        (
+            pt.map_pages((1 << 48) - K4, 0, K4, 2, Prot::RW),
+            Error::IovaRange {
+                start: (1 << 48) - K4,
+                end: (1 << 48) + K4,
+                bits: 48,
+            },
+        ),
+        (
+            pt.map_pages(K4, 1 << 48, K4, 1, Prot::RW),
+            Error::PhysRange {
+                start: 1 << 48,
+                end: (1 << 48) + K4,
+                bits: 48,
+            },
+        ),
+        (
+            pt.map(K4, 0, 0x800, Prot::RW),
+            Error::Misaligned {
+                what: "length",
+                value: 0x800,
+                align: K4,
+            },
+        ),
+        (
+            pt.unmap(0x800, K4, &mut Gather::new()),
+            Error::Misaligned {
+                what: "iova",
+                value: 0x800,
+                align: K4,
+            },
+        ),
+        (
+            pt.unmap_pages(0, 0x3000, 1, &mut Gather::new()),
+            Error::UnsupportedSize(0x3000),
+        ),
+        (
+            pt.unmap(1 << 48, K4, &mut Gather::new()),
+            Error::IovaRange {
+                start: 1 << 48,
+                end: (1 << 48) + K4,
+                bits: 48,
+            },
+        ),
     ];
     for (got, want) in cases {
         assert_eq!(got, Err(want));
     }
     assert_eq!(pt.map_pages(K4, 0, K4, 0, Prot::RW), Ok(0));
     assert_eq!(pt.map(K4, 0, 0, Prot::RW), Ok(0));
-    assert_eq!(pt.translate(1 << 48), Err(Error::IovaRange { start: 1 << 48, end: 1 << 48, bits: 48 }));
+    assert_eq!(
+        pt.translate(1 << 48),
+        Err(Error::IovaRange {
+            start: 1 << 48,
+            end: 1 << 48,
+            bits: 48
+        })
+    );
     assert_eq!(pt.translate(K4), Err(Error::NotMapped(K4)));
     assert_eq!(leaves(&pt), before);
     assert_eq!(pt.info().table_pages, pages);
-    assert!(pt.walk(1 << 48, K4, |_| ControlFlow::<()>::Continue(())).is_err());
+    assert!(
+        pt.walk(1 << 48, K4, |_| ControlFlow::<()>::Continue(()))
+            .is_err()
+    );
 }
 
 #[test]
@@ -255,15 +366,23 @@ fn walk_is_ascending_and_clipped_to_the_range() {
     })
     .unwrap();
     assert_eq!(got, [M2, 2 * M2, G1, G1 + K4]);
-    let stopped = pt.walk(0, 0, |t| if t.iova == G1 { ControlFlow::Break(t.size) } else { ControlFlow::Continue(()) });
+    let stopped = pt.walk(0, 0, |t| {
+        if t.iova == G1 {
+            ControlFlow::Break(t.size)
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
     assert_eq!(stopped, Ok(Some(K4)));
 }
 
 #[test]
 fn dump_names_levels_and_prints_every_entry_on_the_path() {
     let pt = table();
-    pt.map_pages(0x1234_5000, 0x8_0000_0000, K4, 1, Prot::RW).unwrap();
-    pt.map_pages(0x4060_0000, 0x1_2340_0000, M2, 1, Prot::READ).unwrap();
+    pt.map_pages(0x1234_5000, 0x8_0000_0000, K4, 1, Prot::RW)
+        .unwrap();
+    pt.map_pages(0x4060_0000, 0x1_2340_0000, M2, 1, Prot::READ)
+        .unwrap();
     let text = pt.dump_string();
     let want = "\
 # test format: 4 levels, IAS 48, OAS 48, granule 0x1000, root 0x10000000
@@ -278,7 +397,10 @@ IOVA\t\t\tPML4E\t\t\tPDPE\t\t\tPDE\t\t\tPTE\t\t
 fn info_reports_geometry_root_and_pages() {
     let pt = table();
     let i = pt.info();
-    assert_eq!((i.geometry.levels, i.geometry.ias(), i.table_pages), (4, 48, 1));
+    assert_eq!(
+        (i.geometry.levels, i.geometry.ias(), i.table_pages),
+        (4, 48, 1)
+    );
     assert_eq!(i.hw.root_phys, 0x1000_0000);
     assert_eq!(i.hw.regs[0], 0x1000_0000);
 }
@@ -296,14 +418,19 @@ fn contiguous_groups_are_set_whole_and_broken_whole() {
         assert_eq!(raw & CONT != 0, i < 16, "entry {i}: {raw:#x}");
     }
     // Misaligned pa: no hint.
-    pt.map_pages(0x10_0000, 0x10_1000, K4, 16, Prot::RW).unwrap();
+    pt.map_pages(0x10_0000, 0x10_1000, K4, 16, Prot::RW)
+        .unwrap();
     for i in 0..16 {
         assert_eq!(arena.read_u64(pt_table + 8 * (256 + i)).unwrap() & CONT, 0);
     }
     // Unmap one page inside the group: every other member loses the hint first.
     let mut g = Gather::new();
     assert_eq!(pt.unmap(0x3000, K4, &mut g).unwrap(), K4);
-    assert_eq!(g.range(), Some((0, 0xffff)), "the whole group is invalidated");
+    assert_eq!(
+        g.range(),
+        Some((0, 0xffff)),
+        "the whole group is invalidated"
+    );
     for i in 0..16 {
         let raw = arena.read_u64(pt_table + 8 * i).unwrap();
         assert_eq!(raw & CONT, 0);

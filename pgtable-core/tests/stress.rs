@@ -12,5 +12,8 @@ fn stress_4_level() {
 
 #[test]
 fn stress_3_level_contiguous() {
-    stress(TestFormat::with(3, 39).with_contig(16), Duration::from_millis(700));
+    stress(
+        TestFormat::with(3, 39).with_contig(16),
+        Duration::from_millis(700),
+    );
 }
