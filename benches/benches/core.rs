@@ -1,2 +1,0 @@
-//! Core benchmarks (skeleton).
-fn main() {}

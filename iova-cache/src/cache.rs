@@ -1,0 +1,197 @@
+//! The fast path: per-CPU magazine pairs and a bounded depot for every size class.
+//!
+//! Size class `c` caches ranges of `2^c` pages, naturally aligned. Each CPU has one
+//! [`MagazinePair`] per class; the calling thread uses the pair of the CPU it runs on.
+//! The protocol follows Linux's `iova_rcache`:
+//!
+//! - alloc: pop from the loaded magazine; else from the previous one (swapping them);
+//!   else, if a magazine is empty, refill it with a full magazine from the depot;
+//!   else miss (the caller goes to the range tree);
+//! - free: push onto the loaded magazine; else swap with a non-full previous one; else
+//!   move the full previous magazine to the depot, make the loaded one previous and
+//!   start an empty one. The depot may hand back its oldest magazine, which the caller
+//!   frees to the tree (a trim).
+//!
+//! Lock order: a pair, then a depot. The range tree's lock is never taken while either
+//! is held, so the handoff between them cannot deadlock (checked by `tests/loom.rs`).
+
+use crate::cpu;
+use crate::depot::Depot;
+use crate::magazine::{MAG_SIZE, Magazine, MagazinePair, PairGuard};
+use crate::sync::{AtomicU64, Ordering};
+
+/// What happened to a range given to [`Caches::free`].
+#[derive(Debug)]
+pub(crate) enum Freed {
+    /// It is cached.
+    Cached,
+    /// It is cached, and the depot gave back this older magazine for the tree.
+    Trimmed(Magazine),
+    /// The pair was busy: the caller frees the range to the tree itself.
+    Busy,
+}
+
+/// All per-CPU pairs and depots of one domain.
+#[derive(Debug)]
+pub(crate) struct Caches {
+    classes: usize,
+    slots: usize,
+    /// `slots * classes` pairs, slot-major.
+    pairs: Box<[MagazinePair]>,
+    depots: Box<[Depot]>,
+    /// Misses because a pair was busy (counted outside any pair).
+    busy_misses: AtomicU64,
+    trims: AtomicU64,
+}
+
+impl Caches {
+    /// Caches for `classes` size classes; `depot_limit` full magazines per class, 0 for
+    /// the default (twice the CPU count).
+    pub(crate) fn new(classes: usize, depot_limit: usize) -> Self {
+        let slots = cpu::slot_count().max(1);
+        let limit = if depot_limit == 0 {
+            2 * slots
+        } else {
+            depot_limit
+        };
+        Caches {
+            classes,
+            slots,
+            pairs: (0..slots * classes).map(|_| MagazinePair::new()).collect(),
+            depots: (0..classes).map(|_| Depot::new(limit)).collect(),
+            busy_misses: AtomicU64::new(0),
+            trims: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn pair(&self, class: usize) -> &MagazinePair {
+        let cpu = cpu::current();
+        let slot = if cpu < self.slots {
+            cpu
+        } else {
+            cpu % self.slots
+        };
+        &self.pairs[slot * self.classes + class]
+    }
+
+    /// Takes a cached range of class `class` whose first pfn is at most `max_first`.
+    #[inline]
+    pub(crate) fn alloc(&self, class: usize, max_first: u64) -> Option<u64> {
+        let Some(mut g) = self.pair(class).try_lock() else {
+            self.busy_misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        if let Some(pfn) = g.pop_at_most(max_first) {
+            g.count(true);
+            return Some(pfn);
+        }
+        let got = self.alloc_refill(&mut g, class, max_first);
+        g.count(got.is_some());
+        got
+    }
+
+    /// The loaded magazine had nothing at or below `max_first`: try the previous one,
+    /// then the depot.
+    #[cold]
+    fn alloc_refill(&self, g: &mut PairGuard<'_>, class: usize, max_first: u64) -> Option<u64> {
+        if g.prev_has_at_most(max_first) {
+            g.swap();
+            return g.pop_at_most(max_first);
+        }
+        if g.prev_len() == 0 {
+            // Keep what the loaded magazine holds (too high for this caller, fine for
+            // others) and free the loaded slot for a depot magazine.
+            g.swap();
+        }
+        if g.loaded_len() == 0 {
+            if let Some(full) = self.depots[class].pop() {
+                g.install_loaded(&full);
+                return g.pop_at_most(max_first);
+            }
+        }
+        None
+    }
+
+    /// Caches the range of class `class` starting at `pfn`.
+    #[inline]
+    pub(crate) fn free(&self, class: usize, pfn: u64) -> Freed {
+        let Some(mut g) = self.pair(class).try_lock() else {
+            return Freed::Busy;
+        };
+        if g.push(pfn) {
+            return Freed::Cached;
+        }
+        if g.prev_len() < MAG_SIZE {
+            g.swap();
+            g.push(pfn);
+            return Freed::Cached;
+        }
+        // Both full: the previous magazine holds the older ranges, so it is the one to
+        // go (Linux sends the loaded one, which leaves a previous magazine full of ranges
+        // nobody's limit admits stuck on the CPU for good). The loaded one becomes the
+        // previous one.
+        let full = g.take_prev();
+        g.swap();
+        g.push(pfn);
+        drop(g);
+        match self.depots[class].push(full) {
+            None => Freed::Cached,
+            Some(old) => {
+                self.trims.fetch_add(1, Ordering::Relaxed);
+                Freed::Trimmed(old)
+            }
+        }
+    }
+
+    /// Empties every magazine and depot; returns the first pfns per class.
+    pub(crate) fn drain(&self) -> Vec<Vec<u64>> {
+        (0..self.classes)
+            .map(|class| {
+                let mut out = Vec::new();
+                for slot in 0..self.slots {
+                    self.pairs[slot * self.classes + class]
+                        .lock()
+                        .drain_into(&mut out);
+                }
+                for mag in self.depots[class].drain() {
+                    out.extend_from_slice(&mag[..]);
+                }
+                out
+            })
+            .collect()
+    }
+
+    /// Pages held by all magazines and depots.
+    pub(crate) fn cached_pages(&self) -> u64 {
+        (0..self.classes)
+            .map(|class| {
+                let in_pairs: u64 = (0..self.slots)
+                    .map(|slot| self.pairs[slot * self.classes + class].cached())
+                    .sum();
+                let in_depot = (self.depots[class].len() * MAG_SIZE) as u64;
+                (in_pairs + in_depot) << class
+            })
+            .sum()
+    }
+
+    /// (hits, misses) over all pairs.
+    pub(crate) fn counters(&self) -> (u64, u64) {
+        let (hits, misses) = self
+            .pairs
+            .iter()
+            .map(MagazinePair::counters)
+            .fold((0, 0), |(h, m), (ph, pm)| (h + ph, m + pm));
+        (hits, misses + self.busy_misses.load(Ordering::Relaxed))
+    }
+
+    /// Full magazines in all depots.
+    pub(crate) fn depot_magazines(&self) -> u64 {
+        self.depots.iter().map(|d| d.len() as u64).sum()
+    }
+
+    /// Magazines trimmed from the depots so far.
+    pub(crate) fn trims(&self) -> u64 {
+        self.trims.load(Ordering::Relaxed)
+    }
+}
