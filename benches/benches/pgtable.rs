@@ -8,6 +8,7 @@ use benches::{
     thread_counts, unmap_each, vtd_fs_48, vtd_ss_48, warm_tables,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use pgtable_core::testfmt::TestFormat;
 use pgtable_core::{Format, Gather, HostMemory, PageTable, Prot};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -422,6 +423,9 @@ fn aarch64_paging_peer(c: &mut Criterion) {
 }
 
 fn all(c: &mut Criterion) {
+    // The core on its own test format (issue targets of pgtable-core).
+    single_pages(c, "core-testfmt", TestFormat::new());
+    batched(c, "core-testfmt", TestFormat::new());
     single_pages(c, "vtd-ss-48", vtd_ss_48());
     single_pages(c, "arm-s1-4k-48", arm_s1_4k_48());
     aarch64_paging_peer(c);

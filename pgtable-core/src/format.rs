@@ -126,16 +126,14 @@ impl Geometry {
     }
 
     /// The level whose entries map pages of `pgsize` bytes, if it is an allowed leaf size.
+    #[inline]
     pub fn level_of_size(&self, pgsize: u64) -> Option<u32> {
         if !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
             return None;
         }
+        // A short scan beats a division on the map/unmap fast path.
         let s = pgsize.trailing_zeros();
-        if s < self.granule_shift || (s - self.granule_shift) % self.bits_per_level != 0 {
-            return None;
-        }
-        let l = (s - self.granule_shift) / self.bits_per_level;
-        (l < self.levels).then_some(l)
+        (0..self.levels).find(|&l| self.shift(l) == s)
     }
 
     /// Table pages an allocation of `bytes` counts as (a concatenated root counts as

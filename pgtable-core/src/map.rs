@@ -204,6 +204,26 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             let first = self.geo.index(cur, level);
             let n = (entries - first).min(((total - done) / pgsize) as usize);
             let mut i = 0;
+            if contig == 1 {
+                // The common case, kept tight: check each entry is empty, then store.
+                while i < n {
+                    // SAFETY: `table` is live under the pin `g`; first + i < entries.
+                    let e = unsafe { entry(table, first + i) };
+                    let old = e.load(Ordering::Acquire);
+                    let new = self.fmt.encode_leaf(pa + done, level, prot);
+                    if old != 0 {
+                        self.replace_empty_subtree(g, e, old, level, new)
+                            .map_err(|()| Error::Exists {
+                                iova: iova + done,
+                                mapped: done,
+                            })?;
+                    } else {
+                        e.store(new, Ordering::Release);
+                    }
+                    i += 1;
+                    done += pgsize;
+                }
+            }
             while i < n {
                 let idx = first + i;
                 let cpa = pa + done;
@@ -254,6 +274,8 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
 
     /// Replaces the entry `e` (holding `old`) by the leaf `new` if `old` is a table
     /// whose subtree maps nothing; its tables are retired through the epoch.
+    #[cold]
+    #[inline(never)]
     fn replace_empty_subtree(
         &self,
         _g: &Guard,

@@ -81,8 +81,33 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         if len == 0 {
             return Ok(0);
         }
+        // Descend without recursion while the range lies inside one entry's span without
+        // covering all of it: only that entry can change at this level, and none of its
+        // tables can be freed (the common single-page case goes straight to the leaf).
+        let mut table = self.root.virt;
+        let mut level = self.geo.top();
+        while level > 0 {
+            let span = self.geo.entry_span(level);
+            let base = iova & !(span - 1);
+            if end > base + span || (iova == base && end == base + span) {
+                break;
+            }
+            // SAFETY: `table` is the root or was reached under the pin `g`.
+            let raw = unsafe { entry(table, self.geo.index(iova, level)) }.load(Ordering::Acquire);
+            match self.fmt.decode(raw, level) {
+                Entry::Table(pa) => match self.table_at(pa, level - 1) {
+                    Some(child) => {
+                        table = child;
+                        level -= 1;
+                    }
+                    None => return Ok(0),
+                },
+                Entry::Leaf { .. } => break,
+                _ => return Ok(0),
+            }
+        }
         let mut cur = iova;
-        self.unmap_table(g, self.root.virt, self.geo.top(), &mut cur, end, gather);
+        self.unmap_table(g, table, level, &mut cur, end, gather);
         Ok(cur - iova)
     }
 
@@ -118,9 +143,32 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                         self.break_group(table, idx, contig, base, end, span, gather);
                     }
                     e.store(0, Ordering::Release);
-                    self.shared.mem.clean(NonNull::from(e).cast(), 8);
-                    gather.add_range(base, span);
-                    *cur = base + span;
+                    // The common case is a run of plain leaves: clear it in a tight loop
+                    // and record it once.
+                    let first = idx;
+                    let mut next = base + span;
+                    idx += 1;
+                    while idx < n && next < end {
+                        // SAFETY: as above; idx < n.
+                        let e = unsafe { entry(table, idx) };
+                        let raw = e.load(Ordering::Acquire);
+                        let plain = contig == 1 || raw & self.fmt.contig_bit() == 0;
+                        if raw == 0
+                            || !plain
+                            || !matches!(self.fmt.decode(raw, level), Entry::Leaf { .. })
+                        {
+                            break;
+                        }
+                        e.store(0, Ordering::Release);
+                        next += span;
+                        idx += 1;
+                    }
+                    if let Some(p) = NonNull::new(table.as_ptr().wrapping_add(first * 8)) {
+                        self.shared.mem.clean(p, (idx - first) * 8);
+                    }
+                    gather.add_range(base, next - base);
+                    *cur = next;
+                    continue;
                 }
                 Entry::Table(pa) if level > 0 => {
                     let Some(child) = self.table_at(pa, level - 1) else {
