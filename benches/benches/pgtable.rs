@@ -438,7 +438,10 @@ fn all(c: &mut Criterion) {
     batched(c, "arm-s1-64k-48", arm_s1_64k_48());
     batched(c, "arm-s2-4k-40", arm_s2_4k_40());
     threads(c, "vtd-ss-48", vtd_ss_48());
+    threads(c, "vtd-fs-48", vtd_fs_48());
     threads(c, "arm-s1-4k-48", arm_s1_4k_48());
+    threads(c, "arm-s1-64k-48", arm_s1_64k_48());
+    threads(c, "arm-s2-4k-40", arm_s2_4k_40());
 }
 
 criterion_group! {
