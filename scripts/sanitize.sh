@@ -15,8 +15,14 @@ for san in "${@:-address thread}"; do
   for s in $san; do
     echo "== $s sanitizer"
     extra=""
-    # TSan needs the standard library instrumented too.
-    [ "$s" = thread ] && extra="-Zbuild-std"
+    # TSan needs the standard library instrumented too (nightly's rust-src component).
+    if [ "$s" = thread ]; then
+      if ! rustup component list --toolchain nightly --installed | grep -q rust-src; then
+        echo "sanitize.sh: TSan needs 'rustup component add rust-src --toolchain nightly'; skipped" >&2
+        continue
+      fi
+      extra="-Zbuild-std"
+    fi
     RUSTFLAGS="-Zsanitizer=$s" RUSTDOCFLAGS="-Zsanitizer=$s" TSAN_OPTIONS="halt_on_error=1" \
       ASAN_OPTIONS="detect_leaks=1" CARGO_TARGET_DIR="target/san-$s" \
       cargo +nightly test $extra --target "$target" -p pgtable-core \

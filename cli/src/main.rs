@@ -1,2 +1,69 @@
-//! The iommu-pt command line (skeleton).
-fn main() {}
+//! `iommu-pt`: the command line of the iommu-pt page-table library.
+//!
+//! - `iommu-pt` / `iommu-pt simulate`: the main job, a DMA workload on every format with
+//!   a debugfs-style reader dumping the tables concurrently, ending in a summary table;
+//! - `iommu-pt dump`: a table built from `--map`s, its dump and hardware registers, and
+//!   optionally a memory image of it;
+//! - `iommu-pt decode`: translations and faults of tables in a raw memory image.
+//!
+//! Exit codes: 0 success, 1 failure (errors during a simulation, a bad image, a refused
+//! mapping, I/O), 2 bad arguments. Errors are one line on stderr.
+
+mod args;
+mod decode;
+mod dump;
+mod error;
+mod formats;
+mod image;
+mod simulate;
+mod summary;
+mod workload;
+
+use args::{Cli, Command};
+use clap::Parser;
+use clap::error::ErrorKind;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!(
+                "iommu-pt: {} (see iommu-pt --help)",
+                one_line(&e.to_string())
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let result = match &cli.command {
+        None => simulate::simulate(&cli.simulate),
+        Some(Command::Simulate(a)) => simulate::simulate(a),
+        Some(Command::Dump(a)) => dump::dump(a),
+        Some(Command::Decode(a)) => decode::decode(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("iommu-pt: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// A clap message on one line: its paragraphs before the usage hint, joined.
+fn one_line(msg: &str) -> String {
+    let text: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = text.join(" ");
+    joined
+        .strip_prefix("error: ")
+        .unwrap_or(&joined)
+        .to_string()
+}

@@ -452,3 +452,12 @@ fn host_memory_tables_are_followable_by_address() {
     let e = unsafe { *(pt.root_phys() as *const u64) };
     assert_eq!(e & 1, 1);
 }
+
+#[test]
+fn tables_gathers_and_memories_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PageTable<TestFormat, HostMemory>>();
+    send_sync::<PageTable<TestFormat, ArenaMemory>>();
+    send_sync::<Gather>();
+    send_sync::<pgtable_core::ForeignTable<TestFormat, ArenaMemory>>();
+}

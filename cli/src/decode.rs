@@ -1,0 +1,141 @@
+//! `iommu-pt decode`: translate IOVAs through tables stored in a raw physical-memory
+//! image, as the IOMMU would, reporting each fault with its reason.
+//!
+//! A fault is a result (printed, exit 0); an image or root that cannot be decoded at
+//! all is an error (one line on stderr, exit 1).
+
+use crate::args::{DecodeArgs, prot_letters};
+use crate::error::CliError;
+use crate::formats::{CliFormat, FormatJob, FormatSpec};
+use crate::image::ImageMemory;
+use pgtable_core::{Entry, Error, Fault, ForeignTable, Format, Translation};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Runs `decode` and prints its text.
+///
+/// # Errors
+/// Bad configuration, an unreadable or malformed image, a root outside it, or tables
+/// that cannot be dumped (shared or cyclic).
+pub fn decode(args: &DecodeArgs) -> Result<(), CliError> {
+    if args.iovas.is_empty() && !args.dump {
+        return Err(CliError::Usage(
+            "nothing to decode: give IOVAs to translate, or --dump".into(),
+        ));
+    }
+    let spec = FormatSpec::new(args.format, &args.config, args.haw)?;
+    let image = Arc::new(ImageMemory::open(&args.image, args.base)?);
+    let text = spec.run(Decode { args, image })??;
+    print!("{text}");
+    Ok(())
+}
+
+/// The `decode` command, for any format.
+struct Decode<'a> {
+    args: &'a DecodeArgs,
+    image: Arc<ImageMemory>,
+}
+
+impl FormatJob for Decode<'_> {
+    type Output = Result<String, CliError>;
+
+    fn run<F: CliFormat>(self, fmt: F, _spec: &FormatSpec) -> Self::Output {
+        let (args, image) = (self.args, self.image);
+        let geo = fmt.geometry();
+        let top_bytes = geo.table_bytes(geo.top()) as u64;
+        if image.len() < top_bytes {
+            return Err(CliError::Image(format!(
+                "{}: the image is {} bytes, shorter than one top table ({top_bytes} bytes)",
+                args.image.display(),
+                image.len()
+            )));
+        }
+        if args.root % top_bytes != 0 {
+            return Err(CliError::Image(format!(
+                "--root {:#x} is not aligned to the top table's size ({top_bytes:#x})",
+                args.root
+            )));
+        }
+        let end = image.base() + (image.len() - 1);
+        let table = ForeignTable::new(fmt.clone(), image.clone(), args.root).map_err(|_| {
+            CliError::Image(format!(
+                "--root {:#x}: the top table ({top_bytes:#x} bytes) is not inside the image \
+                 ({:#x}..={end:#x})",
+                args.root,
+                image.base()
+            ))
+        })?;
+        let mut out = String::new();
+        for &iova in &args.iovas {
+            let _ = writeln!(out, "{}", describe(&fmt, iova, table.translate(iova)));
+        }
+        if args.dump {
+            check_tree(&fmt, &image, args.root)?;
+            let mut text = Vec::new();
+            table.dump(&mut text).map_err(|source| CliError::Io {
+                path: "dump".into(),
+                source,
+            })?;
+            if !args.iovas.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&String::from_utf8_lossy(&text));
+        }
+        Ok(out)
+    }
+}
+
+/// One line for one IOVA: where it goes, or why the IOMMU would fault.
+fn describe<F: Format>(fmt: &F, iova: u64, r: Result<Translation, Error>) -> String {
+    match r {
+        Ok(t) => format!(
+            "0x{iova:016x} -> 0x{:016x}  size {:#x}  prot {}  level {} ({})",
+            t.pa,
+            t.size,
+            prot_letters(t.prot),
+            t.level,
+            fmt.level_name(t.level)
+        ),
+        Err(Error::NotMapped(_)) => format!("0x{iova:016x}  fault: not present"),
+        Err(Error::IovaRange { bits, .. }) => format!(
+            "0x{iova:016x}  fault: {} (beyond the {bits}-bit input address space)",
+            Fault::InputRange
+        ),
+        Err(Error::Fault { fault, .. }) => format!("0x{iova:016x}  fault: {fault}"),
+        Err(e) => format!("0x{iova:016x}  fault: {e}"),
+    }
+}
+
+/// Checks that the tables below `root` form a tree (no table reached twice), so that
+/// a dump of them is bounded by the image's size: a corrupt image whose entries point
+/// back at a table, or all at one table, would otherwise make a walk visit
+/// `entries ^ levels` tables.
+///
+/// # Errors
+/// [`CliError::Image`] naming the first table reached twice.
+fn check_tree<F: Format>(fmt: &F, image: &ImageMemory, root: u64) -> Result<(), CliError> {
+    let geo = fmt.geometry();
+    let mut seen = HashSet::from([root]);
+    let mut todo = vec![(root, geo.top())];
+    while let Some((table, level)) = todo.pop() {
+        if level == 0 {
+            continue;
+        }
+        for idx in 0..geo.entries(level) as u64 {
+            let Some(raw) = image.read_u64(table + 8 * idx) else {
+                break; // outside the image: the walker skips such tables too
+            };
+            if let Entry::Table(next) = fmt.decode(raw, level) {
+                if !seen.insert(next) {
+                    return Err(CliError::Image(format!(
+                        "the table at {next:#x} is reached twice (entry {idx} of the table at \
+                         {table:#x}): the tables are cyclic or shared, refusing to dump them"
+                    )));
+                }
+                todo.push((next, level - 1));
+            }
+        }
+    }
+    Ok(())
+}
