@@ -202,7 +202,8 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                 .walk_alloc(g, cur, level)
                 .map_err(|e| with_mapped(e, done))?;
             let first = self.geo.index(cur, level);
-            let n = (entries - first).min(((total - done) / pgsize) as usize);
+            // pgsize is a power of two: shift rather than divide on the fast path.
+            let n = (entries - first).min(((total - done) >> pgsize.trailing_zeros()) as usize);
             let mut i = 0;
             if contig == 1 {
                 // The common case, kept tight: check each entry is empty, then store.
