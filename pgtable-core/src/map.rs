@@ -205,29 +205,11 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             // pgsize is a power of two: shift rather than divide on the fast path.
             let n = (entries - first).min(((total - done) >> pgsize.trailing_zeros()) as usize);
             let mut i = 0;
-            if contig == 1 {
-                // The common case, kept tight: check each entry is empty, then store.
-                while i < n {
-                    // SAFETY: `table` is live under the pin `g`; first + i < entries.
-                    let e = unsafe { entry(table, first + i) };
-                    let old = e.load(Ordering::Acquire);
-                    let new = self.fmt.encode_leaf(pa + done, level, prot);
-                    if old != 0 {
-                        self.replace_empty_subtree(g, e, old, level, new)
-                            .map_err(|()| Error::Exists {
-                                iova: iova + done,
-                                mapped: done,
-                            })?;
-                    } else {
-                        e.store(new, Ordering::Release);
-                    }
-                    i += 1;
-                    done += pgsize;
-                }
-            }
             while i < n {
                 let idx = first + i;
                 let cpa = pa + done;
+                // The contiguous-hint test stays out of the common loop entirely when the
+                // format has no groups at this level (`contig` is then 1).
                 if contig > 1
                     && idx % contig == 0
                     && n - i >= contig
@@ -244,21 +226,29 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                     done += contig as u64 * pgsize;
                     continue;
                 }
-                // SAFETY: as above; idx < entries.
-                let e = unsafe { entry(table, idx) };
-                let old = e.load(Ordering::Acquire);
-                let new = self.fmt.encode_leaf(cpa, level, prot);
-                if old != 0 {
-                    self.replace_empty_subtree(g, e, old, level, new)
-                        .map_err(|()| Error::Exists {
-                            iova: iova + done,
-                            mapped: done,
-                        })?;
+                // Plain leaves up to the next possible group start (or the end).
+                let stop = if contig > 1 {
+                    (idx / contig + 1) * contig - first
                 } else {
-                    e.store(new, Ordering::Release);
+                    n
+                };
+                while i < n.min(stop) {
+                    // SAFETY: `table` is live under the pin `g`; first + i < entries.
+                    let e = unsafe { entry(table, first + i) };
+                    let old = e.load(Ordering::Acquire);
+                    let new = self.fmt.encode_leaf(pa + done, level, prot);
+                    if old != 0 {
+                        self.replace_empty_subtree(g, e, old, level, new)
+                            .map_err(|()| Error::Exists {
+                                iova: iova + done,
+                                mapped: done,
+                            })?;
+                    } else {
+                        e.store(new, Ordering::Release);
+                    }
+                    i += 1;
+                    done += pgsize;
                 }
-                i += 1;
-                done += pgsize;
             }
             let first_entry = table.as_ptr().wrapping_add(first * 8);
             if let Some(p) = NonNull::new(first_entry) {
