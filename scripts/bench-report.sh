@@ -41,6 +41,7 @@ peers = {
     "arm-s1-4k-48/map_4k/per_call_pin": "aarch64-paging/map_4k/map_range",
     "arm-s1-4k-48/unmap_4k/per_call_pin": "aarch64-paging/unmap_4k/map_range_invalid",
     "arm-s1-4k-48/map_512/existing_tables": "aarch64-paging/map_512/map_range",
+    "vtd-ss-48/map_4k/per_call_pin": "aarch64-paging/map_4k/map_range",
     "arm-s1-4k-48/map_2m/map_unmap_pair": "aarch64-paging/map_2m/map_unmap_pair",
     "iova/fast_pair/iova-cache": "iova/fast_pair/vm-allocator",
 }

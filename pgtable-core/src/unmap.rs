@@ -153,9 +153,12 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                         let e = unsafe { entry(table, idx) };
                         let raw = e.load(Ordering::Acquire);
                         let plain = contig == 1 || raw & self.fmt.contig_bit() == 0;
+                        // At level 0 every entry this table wrote is empty (0) or a
+                        // leaf, so the full decode is needed only above it.
                         if raw == 0
                             || !plain
-                            || !matches!(self.fmt.decode(raw, level), Entry::Leaf { .. })
+                            || (level > 0
+                                && !matches!(self.fmt.decode(raw, level), Entry::Leaf { .. }))
                         {
                             break;
                         }

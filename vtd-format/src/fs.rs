@@ -6,10 +6,11 @@
 //! `pa | P | U/S | A` (0x25) plus `R/W | D` (0x42) when writable and PS (0x80) above
 //! the PTE. A and D are preset so the IOMMU never has to write the tables.
 
-use crate::bits::{MAX_HAW, above_haw, addr_field, mask};
+use crate::bits::{MAX_HAW, above_haw, mask};
 use crate::context::{Agaw, PasidEntry};
-use crate::levels::{self, PDPTE, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
-use pgtable_core::{Entry, Error, Fault, Format, Geometry, HwInfo, Prot};
+use crate::decoder::Decoder;
+use crate::levels::{self, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
+use pgtable_core::{Entry, Error, Format, Geometry, HwInfo, Prot};
 
 /// Present (bit 0).
 const P: u64 = 1 << 0;
@@ -59,9 +60,23 @@ pub struct VtdFs {
     oas: u32,
     haw: u32,
     sizes: PageSizes,
+    decoder: Decoder,
 }
 
 impl VtdFs {
+    /// Recomputes the decode masks after the configuration changed.
+    fn refreshed(mut self) -> Self {
+        let d = Decoder::new(
+            P,
+            |level, leaf| self.reserved_mask(level, leaf),
+            self.oas,
+            self.haw,
+            |level| self.sizes.hw_leaf(level),
+        );
+        self.decoder = d;
+        self
+    }
+
     /// A table for `ias` = 48 (4-level) or 57 (5-level) paging and `oas`-bit output
     /// addresses, with 2 MiB and 1 GiB leaves.
     ///
@@ -83,7 +98,9 @@ impl VtdFs {
             oas,
             haw: MAX_HAW,
             sizes: PageSizes::new(SZ_4K | SZ_2M | SZ_1G),
-        })
+            decoder: Decoder::UNSET,
+        }
+        .refreshed())
     }
 
     /// Whether the hardware walks 1 GiB leaves (CAP.FS1GP, bit 56). When off, 1 GiB is
@@ -96,10 +113,10 @@ impl VtdFs {
     /// assert_eq!(f.geometry().pgsize_bitmap, 0x1000 | 0x20_0000);
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub const fn with_1g_pages(mut self, enabled: bool) -> Self {
+    pub fn with_1g_pages(mut self, enabled: bool) -> Self {
         let hw = SZ_2M | if enabled { SZ_1G } else { 0 };
         self.sizes = self.sizes.with_hw(hw);
-        self
+        self.refreshed()
     }
 
     /// Restricts the page sizes `map` uses to `bitmap`; 0 means every size the
@@ -126,7 +143,7 @@ impl VtdFs {
             )));
         }
         self.haw = haw;
-        Ok(self)
+        Ok(self.refreshed())
     }
 
     /// Whether this is 5-level paging (PASID-entry FSPM = 1).
@@ -229,33 +246,16 @@ impl Format for VtdFs {
     /// The permission bits of table pointers are not reported.
     #[inline(always)]
     fn decode(&self, raw: u64, level: u32) -> Entry {
-        if raw & P == 0 {
-            return Entry::Empty;
-        }
-        let ps = raw & PS != 0 && level > 0;
-        if ps && level <= PDPTE && !self.sizes.hw_leaf(level) {
-            let bits = (raw & self.reserved_mask(level, false)) | PS;
-            return Entry::Fault(Fault::Reserved { raw, bits });
-        }
-        let leaf = level == 0 || (ps && level <= PDPTE);
-        let bits = raw & self.reserved_mask(level, leaf);
-        if bits != 0 {
-            return Entry::Fault(Fault::Reserved { raw, bits });
-        }
-        if !leaf {
-            return Entry::Table(raw & addr_field(self.haw, 12));
-        }
-        let mut prot = Prot::READ;
-        if raw & RW != 0 {
-            prot |= Prot::WRITE;
-        }
-        if raw & US == 0 {
-            prot |= Prot::PRIV;
-        }
-        Entry::Leaf {
-            pa: raw & addr_field(self.oas, leaf_shift(level)),
-            prot,
-        }
+        self.decoder.decode(raw, level, |raw| {
+            let mut prot = Prot::READ;
+            if raw & RW != 0 {
+                prot |= Prot::WRITE;
+            }
+            if raw & US == 0 {
+                prot |= Prot::PRIV;
+            }
+            prot
+        })
     }
 
     fn effective_prot(&self, prot: Prot) -> Prot {

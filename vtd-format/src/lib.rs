@@ -41,6 +41,7 @@
 
 pub mod bits;
 mod context;
+mod decoder;
 mod fs;
 mod levels;
 mod ss;

@@ -5,10 +5,11 @@
 //! AND across levels in hardware); a leaf is `pa | R? | W? | SNP? | PS?`. There is no
 //! present bit: an entry with R = W = 0 is not present and its other bits are free.
 
-use crate::bits::{MAX_HAW, above_haw, addr_field, mask};
+use crate::bits::{MAX_HAW, above_haw, mask};
 use crate::context::{Agaw, ContextEntry, PasidEntry};
-use crate::levels::{self, PDPTE, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
-use pgtable_core::{Entry, Error, Fault, Format, Geometry, HwInfo, Prot};
+use crate::decoder::Decoder;
+use crate::levels::{self, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
+use pgtable_core::{Entry, Error, Format, Geometry, HwInfo, Prot};
 
 /// Read permission (bit 0).
 const R: u64 = 1 << 0;
@@ -58,9 +59,23 @@ pub struct VtdSs {
     haw: u32,
     sizes: PageSizes,
     snoop: bool,
+    decoder: Decoder,
 }
 
 impl VtdSs {
+    /// Recomputes the decode masks after the configuration changed.
+    fn refreshed(mut self) -> Self {
+        let d = Decoder::new(
+            R | W,
+            |level, leaf| self.reserved_mask(level, leaf),
+            self.oas,
+            self.haw,
+            |level| self.sizes.hw_leaf(level),
+        );
+        self.decoder = d;
+        self
+    }
+
     /// A table for `ias`-bit IOVAs and `oas`-bit output addresses, with 2 MiB and 1 GiB
     /// leaves and SNP allowed.
     ///
@@ -91,7 +106,9 @@ impl VtdSs {
             haw: MAX_HAW,
             sizes: PageSizes::new(SZ_4K | SZ_2M | SZ_1G),
             snoop: true,
-        })
+            decoder: Decoder::UNSET,
+        }
+        .refreshed())
     }
 
     /// Which superpages the hardware walks, as CAP.SSLPS reports them (bit 34: 2 MiB,
@@ -105,10 +122,10 @@ impl VtdSs {
     /// assert_eq!(f.geometry().pgsize_bitmap, 0x1000 | 0x20_0000);
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub const fn with_large_pages(mut self, two_m: bool, one_g: bool) -> Self {
+    pub fn with_large_pages(mut self, two_m: bool, one_g: bool) -> Self {
         let hw = if two_m { SZ_2M } else { 0 } | if one_g { SZ_1G } else { 0 };
         self.sizes = self.sizes.with_hw(hw);
-        self
+        self.refreshed()
     }
 
     /// Restricts the page sizes `map` uses to `bitmap` (bit n: `1 << n` bytes); 0 means
@@ -132,9 +149,9 @@ impl VtdSs {
     /// Whether leaves may carry SNP (bit 11): true in scalable mode or with ECAP.SC,
     /// the default. Without it SNP is a reserved bit, so [`Prot::CACHE`] is dropped
     /// when mapping and the decoder faults on a leaf with SNP set.
-    pub const fn with_snoop_control(mut self, enabled: bool) -> Self {
+    pub fn with_snoop_control(mut self, enabled: bool) -> Self {
         self.snoop = enabled;
-        self
+        self.refreshed()
     }
 
     /// The host address width the decoder enforces on next-table pointers (`oas..=52`).
@@ -154,7 +171,7 @@ impl VtdSs {
             )));
         }
         self.haw = haw;
-        Ok(self)
+        Ok(self.refreshed())
     }
 
     /// The AGAW this configuration programs (its context/PASID-entry AW field).
@@ -272,36 +289,19 @@ impl Format for VtdSs {
     /// The permission bits of table pointers are not reported.
     #[inline(always)]
     fn decode(&self, raw: u64, level: u32) -> Entry {
-        if raw & (R | W) == 0 {
-            return Entry::Empty;
-        }
-        let ps = raw & PS != 0 && level > 0;
-        if ps && level <= PDPTE && !self.sizes.hw_leaf(level) {
-            let bits = (raw & self.reserved_mask(level, false)) | PS;
-            return Entry::Fault(Fault::Reserved { raw, bits });
-        }
-        let leaf = level == 0 || (ps && level <= PDPTE);
-        let bits = raw & self.reserved_mask(level, leaf);
-        if bits != 0 {
-            return Entry::Fault(Fault::Reserved { raw, bits });
-        }
-        if !leaf {
-            return Entry::Table(raw & addr_field(self.haw, 12));
-        }
-        let mut prot = Prot::empty();
-        if raw & R != 0 {
-            prot |= Prot::READ;
-        }
-        if raw & W != 0 {
-            prot |= Prot::WRITE;
-        }
-        if raw & SNP != 0 {
-            prot |= Prot::CACHE;
-        }
-        Entry::Leaf {
-            pa: raw & addr_field(self.oas, leaf_shift(level)),
-            prot,
-        }
+        self.decoder.decode(raw, level, |raw| {
+            let mut prot = Prot::empty();
+            if raw & R != 0 {
+                prot |= Prot::READ;
+            }
+            if raw & W != 0 {
+                prot |= Prot::WRITE;
+            }
+            if raw & SNP != 0 {
+                prot |= Prot::CACHE;
+            }
+            prot
+        })
     }
 
     fn effective_prot(&self, prot: Prot) -> Prot {
@@ -325,6 +325,7 @@ impl Format for VtdSs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgtable_core::Fault;
 
     fn f48() -> VtdSs {
         VtdSs::new(48, 48).unwrap().with_haw(48).unwrap()
