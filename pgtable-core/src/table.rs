@@ -8,9 +8,17 @@ use crate::prot::Prot;
 use crate::reclaim::{Reclaim, Shared};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicU64, Ordering};
+use std::collections::HashSet;
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
+
+/// What a walk carries down the tree: the raw entries on the path (for dumps) and, for
+/// foreign tables, the table pages already walked.
+pub(crate) struct VisitState {
+    path: [u64; 8],
+    seen: Option<HashSet<u64>>,
+}
 
 /// One translation: a leaf, or the leaf that covers a queried IOVA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,7 +340,13 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         end: u64,
         f: &mut dyn FnMut(&[u64], &Translation) -> std::ops::ControlFlow<B>,
     ) -> std::ops::ControlFlow<B> {
-        let mut path = [0u64; 8];
+        // Tables this library did not build may share or loop back to tables; walking
+        // each table page once bounds the work by the image's size (our own tables form
+        // a tree, so they need no bookkeeping).
+        let mut state = VisitState {
+            path: [0u64; 8],
+            seen: (!self.owned).then(HashSet::new),
+        };
         self.visit_table(
             g,
             self.root.virt,
@@ -340,7 +354,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             0,
             start,
             end,
-            &mut path,
+            &mut state,
             f,
         )
     }
@@ -356,7 +370,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         table_base: u64,
         start: u64,
         end: u64,
-        path: &mut [u64; 8],
+        state: &mut VisitState,
         f: &mut dyn FnMut(&[u64], &Translation) -> std::ops::ControlFlow<B>,
     ) -> std::ops::ControlFlow<B> {
         use std::ops::ControlFlow;
@@ -375,7 +389,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             }
             // SAFETY: `table` is live under the pin `g` and idx < entries.
             let raw = unsafe { entry(table, idx) }.load(Ordering::Acquire);
-            path[depth] = raw;
+            state.path[depth] = raw;
             match self.fmt.decode(raw, level) {
                 Entry::Leaf { pa, prot } => {
                     let t = Translation {
@@ -385,11 +399,16 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                         prot,
                         level,
                     };
-                    f(&path[..=depth], &t)?;
+                    f(&state.path[..=depth], &t)?;
                 }
                 Entry::Table(pa) if level > 0 => {
+                    if let Some(seen) = &mut state.seen {
+                        if !seen.insert(pa) {
+                            continue;
+                        }
+                    }
                     if let Some(child) = self.table_at(pa, level - 1) {
-                        self.visit_table(g, child, level - 1, base, start, end, path, f)?;
+                        self.visit_table(g, child, level - 1, base, start, end, state, f)?;
                     }
                 }
                 _ => {}
@@ -592,8 +611,9 @@ impl<'a, F: Format, M: TableMemory> Session<'a, F, M> {
 /// (not present, reserved bits, address size, a table outside memory).
 ///
 /// Nothing is written to the tables and nothing is freed; every next-table address is
-/// checked against the memory before it is followed, and a walk is bounded by the
-/// format's level count, so corrupt or cyclic tables cannot loop.
+/// checked against the memory before it is followed, a translation is bounded by the
+/// format's level count, and `walk`/`dump` enter each table page once, so corrupt,
+/// shared or cyclic tables cannot loop or blow up.
 ///
 /// ```
 /// # use pgtable_core::testfmt::TestFormat;
