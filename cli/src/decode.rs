@@ -8,8 +8,7 @@ use crate::args::{DecodeArgs, prot_letters};
 use crate::error::CliError;
 use crate::formats::{CliFormat, FormatJob, FormatSpec};
 use crate::image::ImageMemory;
-use pgtable_core::{Entry, Error, Fault, ForeignTable, Format, Translation};
-use std::collections::HashSet;
+use pgtable_core::{Error, Fault, ForeignTable, Format, Translation};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -71,7 +70,17 @@ impl FormatJob for Decode<'_> {
             let _ = writeln!(out, "{}", describe(&fmt, iova, table.translate(iova)));
         }
         if args.dump {
-            check_tree(&fmt, &image, args.root)?;
+            // A dump of shared or cyclic tables would show each table once, which
+            // misrepresents what the IOMMU walks: refuse them instead.
+            if let Some(shared) = table.shared_table() {
+                return Err(CliError::Image(format!(
+                    "the table at {:#x} is reached twice (from the {} entry for IOVA {:#x}): \
+                     the tables are cyclic or shared, refusing to dump them",
+                    shared.phys,
+                    fmt.level_name(shared.level),
+                    shared.iova
+                )));
+            }
             let mut text = Vec::new();
             table.dump(&mut text).map_err(|source| CliError::Io {
                 path: "dump".into(),
@@ -105,37 +114,4 @@ fn describe<F: Format>(fmt: &F, iova: u64, r: Result<Translation, Error>) -> Str
         Err(Error::Fault { fault, .. }) => format!("0x{iova:016x}  fault: {fault}"),
         Err(e) => format!("0x{iova:016x}  fault: {e}"),
     }
-}
-
-/// Checks that the tables below `root` form a tree (no table reached twice), so that
-/// a dump of them is bounded by the image's size: a corrupt image whose entries point
-/// back at a table, or all at one table, would otherwise make a walk visit
-/// `entries ^ levels` tables.
-///
-/// # Errors
-/// [`CliError::Image`] naming the first table reached twice.
-fn check_tree<F: Format>(fmt: &F, image: &ImageMemory, root: u64) -> Result<(), CliError> {
-    let geo = fmt.geometry();
-    let mut seen = HashSet::from([root]);
-    let mut todo = vec![(root, geo.top())];
-    while let Some((table, level)) = todo.pop() {
-        if level == 0 {
-            continue;
-        }
-        for idx in 0..geo.entries(level) as u64 {
-            let Some(raw) = image.read_u64(table + 8 * idx) else {
-                break; // outside the image: the walker skips such tables too
-            };
-            if let Entry::Table(next) = fmt.decode(raw, level) {
-                if !seen.insert(next) {
-                    return Err(CliError::Image(format!(
-                        "the table at {next:#x} is reached twice (entry {idx} of the table at \
-                         {table:#x}): the tables are cyclic or shared, refusing to dump them"
-                    )));
-                }
-                todo.push((next, level - 1));
-            }
-        }
-    }
-    Ok(())
 }

@@ -96,15 +96,6 @@ impl ImageMemory {
         let end = off.checked_add(len as u64)?;
         (phys % 8 == 0 && end <= self.len()).then_some(off as usize)
     }
-
-    /// The little-endian 64-bit word at `phys`, if it lies inside the image.
-    pub fn read_u64(&self, phys: u64) -> Option<u64> {
-        let off = self.offset(phys, 8)?;
-        // SAFETY: `[off, off + 8)` is inside the mapping and 8-byte aligned (the
-        // mapping is page aligned and `offset` checks `phys` and `base`).
-        let raw = unsafe { self.ptr.add(off).cast::<u64>().read() };
-        Some(u64::from_le(raw))
-    }
 }
 
 // SAFETY: `alloc` never hands out memory (so its promises hold vacuously) and `free`

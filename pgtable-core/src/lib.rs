@@ -90,4 +90,4 @@ pub use gather::Gather;
 pub use map::page_runs;
 pub use memory::{ArenaMemory, ArenaStats, HostMemory, TableMemory, TablePage};
 pub use prot::Prot;
-pub use table::{ForeignTable, PageTable, Session, TableInfo, Translation};
+pub use table::{ForeignTable, PageTable, Session, SharedTable, TableInfo, Translation};

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{Entry, Format};
-use crate::memory::{TableMemory, TablePage};
+use crate::memory::TableMemory;
 use crate::prot::Prot;
 use crate::sync::Ordering;
 use crate::sync::epoch::{self, Guard};
@@ -287,15 +287,10 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         }
         e.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
             .map_err(|_| ())?;
-        let mut pages = Vec::new();
-        self.collect_subtree(child, level - 1, &mut |p| pages.push(p));
-        pages.push(TablePage {
-            virt: child,
-            phys: pa,
-            size: self.shared.alloc_size(self.geo.table_bytes(level - 1)),
-        });
         // Retire as an unmap without a gather would: readers are protected by the epoch.
-        self.sink.clone().retire(pages);
+        self.sink
+            .clone()
+            .retire(self.detached_pages(child, pa, level - 1));
         Ok(())
     }
 

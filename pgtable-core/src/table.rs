@@ -14,10 +14,23 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// What a walk carries down the tree: the raw entries on the path (for dumps) and, for
-/// foreign tables, the table pages already walked.
+/// foreign tables, the table pages already walked and the first one met again.
 pub(crate) struct VisitState {
     path: [u64; 8],
     seen: Option<HashSet<u64>>,
+    repeat: Option<SharedTable>,
+}
+
+/// A table page that tables not built here reach more than once (shared between
+/// entries, or a cycle back to an ancestor): the first such entry a walk met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedTable {
+    /// Physical address of the table reached again.
+    pub phys: u64,
+    /// Level of the entry that points to it.
+    pub level: u32,
+    /// First IOVA that entry covers.
+    pub iova: u64,
 }
 
 /// One translation: a leaf, or the leaf that covers a queried IOVA.
@@ -324,10 +337,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             return Ok(None);
         }
         let g = epoch::pin();
-        let mut visit = |path: &[u64], t: &Translation| {
-            let _ = path;
-            f(t)
-        };
+        let mut visit = |_: &[u64], t: &Translation| f(t);
         Ok(self.visit_leaves(&g, iova, end, &mut visit).break_value())
     }
 
@@ -340,23 +350,29 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         end: u64,
         f: &mut dyn FnMut(&[u64], &Translation) -> std::ops::ControlFlow<B>,
     ) -> std::ops::ControlFlow<B> {
-        // Tables this library did not build may share or loop back to tables; walking
-        // each table page once bounds the work by the image's size (our own tables form
-        // a tree, so they need no bookkeeping).
-        let mut state = VisitState {
+        self.visit_leaves_in(g, start, end, &mut self.visit_state(), f)
+    }
+
+    /// A fresh walk state. Tables this library did not build may share or loop back to
+    /// tables (the root included); walking each table page once bounds the work by the
+    /// image's size. Our own tables form a tree, so they need no bookkeeping.
+    fn visit_state(&self) -> VisitState {
+        VisitState {
             path: [0u64; 8],
-            seen: (!self.owned).then(HashSet::new),
-        };
-        self.visit_table(
-            g,
-            self.root.virt,
-            self.geo.top(),
-            0,
-            start,
-            end,
-            &mut state,
-            f,
-        )
+            seen: (!self.owned).then(|| HashSet::from([self.root.phys])),
+            repeat: None,
+        }
+    }
+
+    fn visit_leaves_in<B>(
+        &self,
+        g: &Guard,
+        start: u64,
+        end: u64,
+        state: &mut VisitState,
+        f: &mut dyn FnMut(&[u64], &Translation) -> std::ops::ControlFlow<B>,
+    ) -> std::ops::ControlFlow<B> {
+        self.visit_table(g, self.root.virt, self.geo.top(), 0, start, end, state, f)
     }
 
     // The guard is never read: taking it proves the caller holds an epoch pin.
@@ -404,6 +420,11 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                 Entry::Table(pa) if level > 0 => {
                     if let Some(seen) = &mut state.seen {
                         if !seen.insert(pa) {
+                            state.repeat.get_or_insert(SharedTable {
+                                phys: pa,
+                                level,
+                                iova: base,
+                            });
                             continue;
                         }
                     }
@@ -446,32 +467,47 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             // SAFETY: the subtree is ours; idx < entries.
             let raw = unsafe { entry(table, idx) }.load(Ordering::Acquire);
             if let Entry::Table(pa) = self.fmt.decode(raw, level) {
-                let size = self.geo.table_bytes(level - 1);
                 if let Some(child) = self.table_at(pa, level - 1) {
                     // SAFETY: as above.
                     unsafe { self.free_subtree(child, level - 1) };
-                    let page = TablePage {
-                        virt: child,
-                        phys: pa,
-                        size: self.shared.alloc_size(size),
-                    };
                     // SAFETY: the page was allocated by this table, reachable only
                     // through this entry, and is freed once.
-                    unsafe { self.shared.free_now(page) };
+                    unsafe { self.shared.free_now(self.table_page(child, pa, level - 1)) };
                 }
             }
         }
     }
 
-    /// Detaches nothing: collects every table below `table` into `out` by swapping
-    /// each table entry to empty, so that under overlapping misuse exactly one thread
-    /// collects (and frees) each page.
-    pub(crate) fn collect_subtree(
+    /// The allocation record of the table of `level` at CPU address `virt`, physical
+    /// `phys` (what `alloc_table` handed out for it).
+    #[inline]
+    pub(crate) fn table_page(&self, virt: NonNull<u8>, phys: u64, level: u32) -> TablePage {
+        TablePage {
+            virt,
+            phys,
+            size: self.shared.alloc_size(self.geo.table_bytes(level)),
+        }
+    }
+
+    /// Every page of a subtree the caller just unlinked (its entry detached by a
+    /// successful compare-exchange): the table of `level` at `virt`/`phys` and every
+    /// table below it.
+    pub(crate) fn detached_pages(
         &self,
-        table: NonNull<u8>,
+        virt: NonNull<u8>,
+        phys: u64,
         level: u32,
-        out: &mut dyn FnMut(TablePage),
-    ) {
+    ) -> Vec<TablePage> {
+        let mut pages = Vec::new();
+        self.collect_subtree(virt, level, &mut pages);
+        pages.push(self.table_page(virt, phys, level));
+        pages
+    }
+
+    /// Collects every table below the detached `table` into `out` by swapping each
+    /// table entry to empty, so that under overlapping misuse exactly one thread
+    /// collects (and frees) each page.
+    fn collect_subtree(&self, table: NonNull<u8>, level: u32, out: &mut Vec<TablePage>) {
         if level == 0 {
             return;
         }
@@ -488,11 +524,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                 {
                     if let Some(child) = self.table_at(pa, level - 1) {
                         self.collect_subtree(child, level - 1, out);
-                        out(TablePage {
-                            virt: child,
-                            phys: pa,
-                            size: self.shared.alloc_size(self.geo.table_bytes(level - 1)),
-                        });
+                        out.push(self.table_page(child, pa, level - 1));
                     }
                 }
             }
@@ -706,5 +738,17 @@ impl<F: Format, M: TableMemory> ForeignTable<F, M> {
     /// were allocated by this view).
     pub fn info(&self) -> TableInfo {
         self.pt.info()
+    }
+
+    /// The first table page reached twice (shared or cyclic tables), if any: such
+    /// tables are walked and dumped once, so a caller that wants the whole picture may
+    /// refuse them instead.
+    pub fn shared_table(&self) -> Option<SharedTable> {
+        let g = epoch::pin();
+        let mut state = self.pt.visit_state();
+        let end = 1u64 << self.pt.geo.va_bits;
+        let mut leaves = |_: &[u64], _: &Translation| std::ops::ControlFlow::<()>::Continue(());
+        let _ = self.pt.visit_leaves_in(&g, 0, end, &mut state, &mut leaves);
+        state.repeat
     }
 }

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::format::{Entry, Format};
 use crate::gather::Gather;
-use crate::memory::{TableMemory, TablePage};
+use crate::memory::TableMemory;
 use crate::sync::Ordering;
 use crate::sync::epoch::{self, Guard};
 use crate::table::{PageTable, entry};
@@ -190,14 +190,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                             .is_ok()
                     {
                         self.shared.mem.clean(NonNull::from(e).cast(), 8);
-                        let mut pages = Vec::new();
-                        self.collect_subtree(child, level - 1, &mut |p| pages.push(p));
-                        let size = self.shared.alloc_size(self.geo.table_bytes(level - 1));
-                        pages.push(TablePage {
-                            virt: child,
-                            phys: pa,
-                            size,
-                        });
+                        let pages = self.detached_pages(child, pa, level - 1);
                         for p in pages {
                             gather.add_page(&self.sink, p);
                         }

@@ -6,7 +6,8 @@ use crate::bits::addr_field;
 use crate::levels::{PDPTE, leaf_shift};
 use pgtable_core::{Entry, Fault, Prot};
 
-/// Bit 7 in both stages: PS (page size) in PDPTEs and PDEs, reserved above.
+/// Bit 7 in both stages: page size, a PDPTE/PDE maps a 1 GiB/2 MiB page; reserved in
+/// PML4E/PML5E.
 pub(crate) const PS: u64 = 1 << 7;
 
 /// Per-level decode masks of one configuration.

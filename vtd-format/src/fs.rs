@@ -8,7 +8,7 @@
 
 use crate::bits::{MAX_HAW, above_haw, mask};
 use crate::context::{Agaw, PasidEntry};
-use crate::decoder::Decoder;
+use crate::decoder::{Decoder, PS};
 use crate::levels::{self, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
 use pgtable_core::{Entry, Error, Format, Geometry, HwInfo, Prot};
 
@@ -23,8 +23,6 @@ const US: u64 = 1 << 2;
 const A: u64 = 1 << 5;
 /// Dirty (bit 6, leaves only).
 const D: u64 = 1 << 6;
-/// Page size: this PDPTE/PDE maps a 1 GiB/2 MiB page (bit 7; reserved in PML4E/PML5E).
-const PS: u64 = 1 << 7;
 
 /// VT-d first-stage page tables: x86-64 paging with 4 levels (`ias` 48) or 5 levels
 /// (`ias` 57, needs CAP.FS5LP).
@@ -136,12 +134,7 @@ impl VtdFs {
     /// # Errors
     /// [`Error::BadConfig`] if `haw` is below `oas` or above 52.
     pub fn with_haw(mut self, haw: u32) -> Result<Self, Error> {
-        if haw < self.oas || haw > MAX_HAW {
-            return Err(Error::BadConfig(format!(
-                "host address width {haw} must be within oas ({})..=52",
-                self.oas
-            )));
-        }
+        levels::check_haw(haw, self.oas)?;
         self.haw = haw;
         Ok(self.refreshed())
     }

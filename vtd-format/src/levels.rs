@@ -80,6 +80,18 @@ pub(crate) fn check_oas(oas: u32) -> Result<(), Error> {
     }
 }
 
+/// Checks a host address width for next-table pointers: at least the output size, at
+/// most 52 bits.
+pub(crate) fn check_haw(haw: u32, oas: u32) -> Result<(), Error> {
+    if (oas..=crate::bits::MAX_HAW).contains(&haw) {
+        Ok(())
+    } else {
+        Err(Error::BadConfig(format!(
+            "host address width {haw} must be within oas ({oas})..=52"
+        )))
+    }
+}
+
 /// The page sizes of a configuration: which the hardware can walk (the large-page
 /// capability bits), and which of those the caller lets `map` use.
 ///

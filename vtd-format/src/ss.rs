@@ -7,7 +7,7 @@
 
 use crate::bits::{MAX_HAW, above_haw, mask};
 use crate::context::{Agaw, ContextEntry, PasidEntry};
-use crate::decoder::Decoder;
+use crate::decoder::{Decoder, PS};
 use crate::levels::{self, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
 use pgtable_core::{Entry, Error, Format, Geometry, HwInfo, Prot};
 
@@ -15,8 +15,6 @@ use pgtable_core::{Entry, Error, Format, Geometry, HwInfo, Prot};
 const R: u64 = 1 << 0;
 /// Write permission (bit 1).
 const W: u64 = 1 << 1;
-/// Page size: this PDPTE/PDE maps a 1 GiB/2 MiB page (bit 7; reserved in PML4E/PML5E).
-const PS: u64 = 1 << 7;
 /// Snoop: force a snooped access to the page (bit 11, leaves only).
 const SNP: u64 = 1 << 11;
 /// The former transient-mapping bit, reserved since spec 3.2 (FORMATS.md §6 #1).
@@ -164,12 +162,7 @@ impl VtdSs {
     /// # Errors
     /// [`Error::BadConfig`] if `haw` is below `oas` or above 52.
     pub fn with_haw(mut self, haw: u32) -> Result<Self, Error> {
-        if haw < self.oas || haw > MAX_HAW {
-            return Err(Error::BadConfig(format!(
-                "host address width {haw} must be within oas ({})..=52",
-                self.oas
-            )));
-        }
+        levels::check_haw(haw, self.oas)?;
         self.haw = haw;
         Ok(self.refreshed())
     }
