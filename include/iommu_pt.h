@@ -68,6 +68,12 @@
 #define IOMMU_PT_PRIV 32
 
 /**
+ * The API level of this header: 2 = `iommu_pt_flush_ops` and gathers that hold the
+ * pages of several tables until their release.
+ */
+#define IOMMU_PT_API_LEVEL 2
+
+/**
  * `iova_domain_new` / `iova_options.flags`: detect double frees and wrong-size frees
  * (slower).
  */
@@ -111,6 +117,20 @@ typedef struct iommu_pt_mem_ops {
 } iommu_pt_mem_ops;
 
 /**
+ * How the library reaches the caller's IOTLB (API level 2), for the table pages it
+ * unlinks on its own: a map that replaces an empty subtree by a larger leaf, and an
+ * unmap with a NULL gather.
+ */
+typedef struct iommu_pt_flush_ops {
+    /**
+     * Invalidate the IOMMU's walk caches and IOTLB for `[iova, iova + size)` and wait
+     * until the invalidation has completed. Called synchronously on the thread doing the
+     * map or unmap.
+     */
+    void (*flush_walk)(void *ctx, uint64_t iova, uint64_t size);
+} iommu_pt_flush_ops;
+
+/**
  * How to build a table (see `iommu_pt_new`).
  */
 typedef struct iommu_pt_config {
@@ -146,6 +166,16 @@ typedef struct iommu_pt_config {
      * Passed to every `mem` callback.
      */
     void *mem_ctx;
+    /**
+     * API level 2: how to invalidate the IOTLB when the library unlinks tables itself;
+     * NULL = no hardware walks this table (unlinked pages go to epoch reclamation at
+     * once).
+     */
+    const struct iommu_pt_flush_ops *flush;
+    /**
+     * Passed to `flush->flush_walk`.
+     */
+    void *flush_ctx;
 } iommu_pt_config;
 
 /**
@@ -376,8 +406,9 @@ int iommu_pt_map(struct iommu_pt *pt, uint64_t iova, uint64_t paddr, uint64_t le
  * an end inside a larger leaf removes it whole; the unmap stops at the first hole. Bad
  * arguments (NULL table, size not in the bitmap, misaligned `iova`, beyond the input
  * size) return 0 and change nothing. Tables whose whole span was unmapped go to
- * `gather` (given back after `iommu_pt_gather_release`), or with a NULL `gather` are
- * retired at once (freed when no reader can hold them).
+ * `gather` (given back after `iommu_pt_gather_release`); with a NULL `gather` they are
+ * retired at once (freed when no reader can hold them), after one `flush_walk` of the
+ * unmapped range when the table has flush ops.
  *
  * # Safety
  * `pt` must be NULL or a live table; `gather` NULL or a live gather this thread owns.

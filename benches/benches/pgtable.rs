@@ -10,6 +10,7 @@ use benches::{
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use pgtable_core::testfmt::TestFormat;
 use pgtable_core::{Format, Gather, HostMemory, PageTable, Prot};
+use pgtable_core::{Iova, PhysAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,14 @@ fn single_pages<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
                     pages,
                     |i| {
                         let iova = base + i * gran;
-                        black_box(pt.map_pages(iova, iova + PA_DELTA, gran, 1, Prot::RW)).unwrap();
+                        black_box(pt.map_pages(
+                            Iova(iova),
+                            PhysAddr(iova + PA_DELTA),
+                            gran,
+                            1,
+                            Prot::RW,
+                        ))
+                        .unwrap();
                     },
                     || unmap_each(&pt, base, gran),
                 )
@@ -71,7 +79,14 @@ fn single_pages<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
                     let t = Instant::now();
                     for i in 0..n {
                         let iova = base + i * gran;
-                        black_box(s.map_pages(iova, iova + PA_DELTA, gran, 1, Prot::RW)).unwrap();
+                        black_box(s.map_pages(
+                            Iova(iova),
+                            PhysAddr(iova + PA_DELTA),
+                            gran,
+                            1,
+                            Prot::RW,
+                        ))
+                        .unwrap();
                     }
                     total += t.elapsed();
                     drop(s);
@@ -93,14 +108,17 @@ fn single_pages<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
         g.bench_function("per_call_pin", |b| {
             b.iter_custom(|iters| {
                 let mut gather = Gather::new();
-                cycle(
+                let elapsed = cycle(
                     iters,
                     pages,
                     |i| {
-                        black_box(pt.unmap_pages(base + i * gran, gran, 1, &mut gather)).unwrap();
+                        black_box(pt.unmap_pages(Iova(base + i * gran), gran, 1, &mut gather))
+                            .unwrap();
                     },
                     || map_each(&pt, base, gran),
-                )
+                );
+                gather.release();
+                elapsed
             })
         });
     }
@@ -110,14 +128,14 @@ fn single_pages<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
     g.throughput(Throughput::Elements(1));
     {
         let pt: Pt<F> = table(fmt.clone());
-        pt.map_pages(base, base + PA_DELTA, gran, pages, Prot::RW)
+        pt.map_pages(Iova(base), PhysAddr(base + PA_DELTA), gran, pages, Prot::RW)
             .unwrap();
         g.bench_function("per_call_pin", |b| {
             b.iter_custom(|iters| {
                 cycle(
                     iters,
                     pages,
-                    |i| assert!(black_box(pt.iova_to_phys(base + i * gran)).is_some()),
+                    |i| assert!(black_box(pt.iova_to_phys(Iova(base + i * gran))).is_some()),
                     || {},
                 )
             })
@@ -128,7 +146,7 @@ fn single_pages<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
                 cycle(
                     iters,
                     pages,
-                    |i| assert!(black_box(s.iova_to_phys(base + i * gran)).is_some()),
+                    |i| assert!(black_box(s.iova_to_phys(Iova(base + i * gran))).is_some()),
                     || {},
                 )
             })
@@ -160,15 +178,22 @@ fn batched<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
                     tables,
                     |i| {
                         let iova = base + i * span;
-                        black_box(pt.map_pages(iova, iova + PA_DELTA, gran, per_table, Prot::RW))
-                            .unwrap();
+                        black_box(pt.map_pages(
+                            Iova(iova),
+                            PhysAddr(iova + PA_DELTA),
+                            gran,
+                            per_table,
+                            Prot::RW,
+                        ))
+                        .unwrap();
                     },
                     || {
                         // Unmap in two halves so the tables stay for the next round.
                         for i in 0..tables {
                             let iova = base + i * span;
-                            pt.unmap(iova, span / 2, &mut gather).unwrap();
-                            pt.unmap(iova + span / 2, span / 2, &mut gather).unwrap();
+                            pt.unmap(Iova(iova), span / 2, &mut gather).unwrap();
+                            pt.unmap(Iova(iova + span / 2), span / 2, &mut gather)
+                                .unwrap();
                         }
                         gather.release();
                     },
@@ -194,12 +219,23 @@ fn batched<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
                 let mut done = 0;
                 while done < iters {
                     let n = (iters - done).min(tables);
-                    pt.map_pages(base, base + PA_DELTA, gran, n * per_table, Prot::RW)
-                        .unwrap();
+                    pt.map_pages(
+                        Iova(base),
+                        PhysAddr(base + PA_DELTA),
+                        gran,
+                        n * per_table,
+                        Prot::RW,
+                    )
+                    .unwrap();
                     let t = Instant::now();
                     for i in 0..n {
-                        black_box(pt.unmap_pages(base + i * span, gran, per_table, &mut gather))
-                            .unwrap();
+                        black_box(pt.unmap_pages(
+                            Iova(base + i * span),
+                            gran,
+                            per_table,
+                            &mut gather,
+                        ))
+                        .unwrap();
                     }
                     total += t.elapsed();
                     gather.release();
@@ -224,9 +260,9 @@ fn batched<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
             let mut i = 0u64;
             b.iter(|| {
                 let iova = base + (i % count) * big;
-                pt.map_pages(iova, iova + PA_DELTA, big, 1, Prot::RW)
+                pt.map_pages(Iova(iova), PhysAddr(iova + PA_DELTA), big, 1, Prot::RW)
                     .unwrap();
-                black_box(pt.unmap_pages(iova, big, 1, &mut gather)).unwrap();
+                black_box(pt.unmap_pages(Iova(iova), big, 1, &mut gather)).unwrap();
                 i += 1;
             });
             gather.release();
@@ -250,10 +286,10 @@ fn batched<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
                 let mut iova = base;
                 for &l in &lens {
                     // 2M-align each run's pa with its iova so large leaves can be used.
-                    black_box(pt.map(iova, iova + PA_DELTA, l, Prot::RW)).unwrap();
+                    black_box(pt.map(Iova(iova), PhysAddr(iova + PA_DELTA), l, Prot::RW)).unwrap();
                     iova += l;
                 }
-                pt.unmap(base, total, &mut gather).unwrap();
+                pt.unmap(Iova(base), total, &mut gather).unwrap();
                 gather.release();
             })
         });
@@ -297,11 +333,19 @@ fn threads<F: Format>(c: &mut Criterion, name: &str, fmt: F) {
                                     let t0 = Instant::now();
                                     for i in 0..iters {
                                         let iova = base + (i % per) * gran;
-                                        sess.map_pages(iova, iova + PA_DELTA, gran, 1, Prot::RW)
-                                            .unwrap();
-                                        sess.unmap_pages(iova, gran, 1, &mut gather).unwrap();
+                                        sess.map_pages(
+                                            Iova(iova),
+                                            PhysAddr(iova + PA_DELTA),
+                                            gran,
+                                            1,
+                                            Prot::RW,
+                                        )
+                                        .unwrap();
+                                        sess.unmap_pages(Iova(iova), gran, 1, &mut gather).unwrap();
                                     }
-                                    t0.elapsed()
+                                    let elapsed = t0.elapsed();
+                                    gather.release();
+                                    elapsed
                                 })
                             })
                             .collect();

@@ -5,6 +5,7 @@
 //! and `scripts/bench-report.sh` / `scripts/bench-scaling.sh` for the reports.
 
 use pgtable_core::{Format, Gather, HostMemory, PageTable, Prot};
+use pgtable_core::{Iova, PhysAddr};
 use smmu_format::{ArmConfig, ArmS1, ArmS2};
 use std::sync::Arc;
 use vtd_format::{VtdFs, VtdSs};
@@ -71,8 +72,14 @@ pub fn base_for<F: Format>(fmt: &F) -> u64 {
 /// by page (single-page unmaps never free a table): the tables stay, empty.
 pub fn warm_tables<F: Format>(pt: &PageTable<F, HostMemory>, base: u64) {
     let g = pt.geometry().granule();
-    pt.map_pages(base, base + PA_DELTA, g, WINDOW / g, Prot::RW)
-        .expect("warm map");
+    pt.map_pages(
+        Iova(base),
+        PhysAddr(base + PA_DELTA),
+        g,
+        WINDOW / g,
+        Prot::RW,
+    )
+    .expect("warm map");
     unmap_each(pt, base, g);
 }
 
@@ -81,7 +88,7 @@ pub fn unmap_each<F: Format>(pt: &PageTable<F, HostMemory>, base: u64, pgsize: u
     let s = pt.session();
     let mut gather = Gather::new();
     for i in 0..WINDOW / pgsize {
-        let _ = s.unmap_pages(base + i * pgsize, pgsize, 1, &mut gather);
+        let _ = s.unmap_pages(Iova(base + i * pgsize), pgsize, 1, &mut gather);
     }
     gather.release();
 }
@@ -91,6 +98,6 @@ pub fn map_each<F: Format>(pt: &PageTable<F, HostMemory>, base: u64, pgsize: u64
     let s = pt.session();
     for i in 0..WINDOW / pgsize {
         let iova = base + i * pgsize;
-        let _ = s.map_pages(iova, iova + PA_DELTA, pgsize, 1, Prot::RW);
+        let _ = s.map_pages(Iova(iova), PhysAddr(iova + PA_DELTA), pgsize, 1, Prot::RW);
     }
 }

@@ -8,7 +8,7 @@ use crate::args::{DecodeArgs, prot_letters};
 use crate::error::CliError;
 use crate::formats::{CliFormat, FormatJob, FormatSpec};
 use crate::image::ImageMemory;
-use pgtable_core::{Error, Fault, ForeignTable, Format, Translation};
+use pgtable_core::{Error, Fault, ForeignTable, Format, Iova, PhysAddr, Translation};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -57,17 +57,18 @@ impl FormatJob for Decode<'_> {
             )));
         }
         let end = image.base() + (image.len() - 1);
-        let table = ForeignTable::new(fmt.clone(), image.clone(), args.root).map_err(|_| {
-            CliError::Image(format!(
-                "--root {:#x}: the top table ({top_bytes:#x} bytes) is not inside the image \
+        let table =
+            ForeignTable::new(fmt.clone(), image.clone(), PhysAddr(args.root)).map_err(|_| {
+                CliError::Image(format!(
+                    "--root {:#x}: the top table ({top_bytes:#x} bytes) is not inside the image \
                  ({:#x}..={end:#x})",
-                args.root,
-                image.base()
-            ))
-        })?;
+                    args.root,
+                    image.base()
+                ))
+            })?;
         let mut out = String::new();
         for &iova in &args.iovas {
-            let _ = writeln!(out, "{}", describe(&fmt, iova, table.translate(iova)));
+            let _ = writeln!(out, "{}", describe(&fmt, iova, table.translate(Iova(iova))));
         }
         if args.dump {
             // A dump of shared or cyclic tables would show each table once, which

@@ -6,6 +6,7 @@ use crate::args::DumpArgs;
 use crate::error::CliError;
 use crate::formats::{CliFormat, FormatJob, FormatSpec};
 use pgtable_core::{ArenaMemory, PageTable};
+use pgtable_core::{Iova, PhysAddr};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ impl FormatJob for Dump<'_> {
             ))
         })?;
         for m in &args.maps {
-            pt.map(m.iova, m.pa, m.len, m.prot)
+            pt.map(Iova(m.iova), PhysAddr(m.pa), m.len, m.prot)
                 .map_err(|source| match source {
                     pgtable_core::Error::NoMemory { .. } => CliError::Usage(format!(
                         "--map {}: out of table memory; raise --arena-size (now {:#x})",

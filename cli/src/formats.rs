@@ -7,7 +7,7 @@
 use crate::args::ConfigArgs;
 use crate::error::CliError;
 use clap::ValueEnum;
-use pgtable_core::Format;
+use pgtable_core::{Format, PhysAddr};
 use smmu_format::{ArmConfig, ArmS1, ArmS2};
 use std::fmt;
 use vtd_format::{VtdFs, VtdSs};
@@ -181,7 +181,7 @@ pub trait CliFormat: Format {
 
     /// The structures pointing an IOMMU at the table whose top is at `root`, for
     /// domain id / ASID / VMID `id`, with coherent table walks.
-    fn structures(&self, root: u64, id: u16) -> Vec<Structure>;
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure>;
 
     /// An IOVA range (first, last byte) the IOVA allocator must never hand out.
     fn reserved_iova(&self) -> Option<(u64, u64)> {
@@ -197,7 +197,7 @@ impl CliFormat for VtdSs {
         &["SSPTPTR", "AW"]
     }
 
-    fn structures(&self, root: u64, id: u16) -> Vec<Structure> {
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
         vec![
             Structure {
                 name: "context entry (legacy mode)",
@@ -220,7 +220,7 @@ impl CliFormat for VtdFs {
         &["FSPTPTR", "levels"]
     }
 
-    fn structures(&self, root: u64, id: u16) -> Vec<Structure> {
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
         vec![Structure {
             name: "PASID entry (scalable mode)",
             words: self.pasid_entry(root, id).with_pwsnp(true).val.to_vec(),
@@ -237,7 +237,7 @@ impl CliFormat for ArmS1 {
         &["TTB0", "CD TCR fields", "MAIR"]
     }
 
-    fn structures(&self, root: u64, id: u16) -> Vec<Structure> {
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
         vec![Structure {
             name: "context descriptor",
             words: self.context_descriptor(root, id, true).to_vec(),
@@ -250,7 +250,7 @@ impl CliFormat for ArmS2 {
         &["S2TTB", "STE VTCR"]
     }
 
-    fn structures(&self, root: u64, id: u16) -> Vec<Structure> {
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
         vec![Structure {
             name: "stream table entry",
             words: self.stream_table_entry(root, id, true).to_vec(),

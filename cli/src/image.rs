@@ -1,9 +1,9 @@
-//! A raw physical-memory image as [`TableMemory`]: a file mapped privately, read
-//! through bounds-checked physical addresses, never allocated from or freed into.
+//! A raw physical-memory image as [`ViewMemory`]: a file mapped privately, read through
+//! bounds-checked physical addresses.
 
 use crate::error::CliError;
 use memmap2::{MmapMut, MmapOptions};
-use pgtable_core::{TableMemory, TablePage};
+use pgtable_core::ViewMemory;
 use std::fs::File;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -98,19 +98,12 @@ impl ImageMemory {
     }
 }
 
-// SAFETY: `alloc` never hands out memory (so its promises hold vacuously) and `free`
-// does nothing; `phys_to_virt` returns pointers only for 8-byte aligned ranges wholly
-// inside the private mapping, which lives as long as `self` and is never unmapped or
-// resized while a table views it (the table holds `self` in an `Arc`). The mapping is
-// copy-on-write, so even a write through it would stay in this process.
-unsafe impl TableMemory for ImageMemory {
-    fn alloc(&self, _size: usize, _align: usize) -> Option<TablePage> {
-        None
-    }
-
-    unsafe fn free(&self, _page: TablePage) {}
-
-    fn phys_to_virt(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
+// SAFETY: `view` returns pointers only for 8-byte aligned ranges wholly inside the
+// private mapping, which lives as long as `self` and is never unmapped or resized while a
+// table views it (the view holds `self` in an `Arc`). The mapping is copy-on-write and
+// reported read-only (`writable` is false), so nothing reaches the file.
+unsafe impl ViewMemory for ImageMemory {
+    fn view(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
         let off = self.offset(phys, len)?;
         // SAFETY: `off + len` is within the mapping, so the pointer stays inside it.
         Some(unsafe { self.ptr.add(off) })

@@ -11,6 +11,7 @@
 
 use iova_cache::IovaDomain;
 use pgtable_core::{Format, Gather, HostMemory, PageTable, Prot, Translation};
+use pgtable_core::{Iova, PhysAddr};
 use std::io;
 use std::ops::ControlFlow;
 use std::sync::Mutex;
@@ -97,8 +98,8 @@ impl DmaPlan {
     /// relation holds, and it is a granule-sized page (no buffer is block aligned both
     /// in IOVA and physically) with one of the workload's permissions.
     fn legitimate(&self, t: &Translation) -> bool {
-        t.pa == self.pa_of(t.iova)
-            && t.iova < self.iova_end
+        t.pa.0 == self.pa_of(t.iova.0)
+            && t.iova.0 < self.iova_end
             && t.size == self.granule()
             && self.effective.contains(&t.prot)
     }
@@ -229,7 +230,7 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
         let pa = plan.pa_of(iova);
         let which = (rng.next() % PROT_MIX.len() as u64) as usize;
         let s = sh.pt.session();
-        match s.map(iova, pa, len, PROT_MIX[which]) {
+        match s.map(Iova(iova), PhysAddr(pa), len, PROT_MIX[which]) {
             Ok(n) if n == len => maps += 1,
             r => sh
                 .errors
@@ -238,8 +239,8 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
         for page in 0..pages {
             // A different offset in each page, as a device walking a buffer would.
             let at = iova + page * granule + ((page * 0x48 + which as u64 * 8) & (granule - 1));
-            match s.translate(at) {
-                Ok(t) if t.pa == plan.pa_of(at) && t.prot == plan.effective[which] => {}
+            match s.translate(Iova(at)) {
+                Ok(t) if t.pa.0 == plan.pa_of(at) && t.prot == plan.effective[which] => {}
                 r => sh.errors.report(|| {
                     format!(
                         "device translation of {at:#x} (expected {:#x}): {r:?}",
@@ -249,7 +250,7 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
             }
         }
         translations += pages;
-        match s.unmap(iova, len, &mut gather) {
+        match s.unmap(Iova(iova), len, &mut gather) {
             Ok(n) if n == len => unmaps += 1,
             r => sh
                 .errors
@@ -258,7 +259,7 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
         drop(s);
         // The IOTLB invalidation a driver would issue for the gathered range.
         match gather.range() {
-            Some((first, last)) if first == iova && last == iova + len - 1 => {
+            Some(r) if *r.start() == Iova(iova) && *r.end() == Iova(iova + len - 1) => {
                 invalidated += len;
             }
             r => sh
@@ -293,13 +294,13 @@ pub fn debugfs_reader<F: Format>(sh: &Shared<'_, F>, out: &ReaderCounters) {
             sh.errors.report(|| format!("dump: {e}"));
         }
         let mut leaves = 0;
-        let walked = sh.pt.walk(0, 0, |t| {
+        let walked = sh.pt.walk(.., |t| {
             leaves += 1;
             if !sh.plan.legitimate(t) {
                 sh.errors.report(|| {
                     format!(
                         "the dumper saw a leaf no queue mapped: {t:x?} (expected pa {:#x})",
-                        sh.plan.pa_of(t.iova)
+                        sh.plan.pa_of(t.iova.0)
                     )
                 });
             }
@@ -318,7 +319,7 @@ pub fn debugfs_reader<F: Format>(sh: &Shared<'_, F>, out: &ReaderCounters) {
 /// Leaves still mapped (after every queue stopped, there must be none).
 pub fn leaves_left<F: Format>(pt: &PageTable<F, HostMemory>) -> u64 {
     let mut n = 0;
-    let _ = pt.walk(0, 0, |_| {
+    let _ = pt.walk(.., |_| {
         n += 1;
         ControlFlow::<()>::Continue(())
     });

@@ -28,14 +28,17 @@ impl From<&Error> for Errno {
             Error::UnsupportedSize(_)
             | Error::Misaligned { .. }
             | Error::BadProt(_)
-            | Error::ZeroLength
             | Error::BadConfig(_) => libc::EINVAL,
             Error::IovaRange { .. } | Error::PhysRange { .. } => libc::ERANGE,
             Error::Exists { .. } => libc::EEXIST,
-            Error::NoMemory { .. } => libc::ENOMEM,
+            // No usable table memory: none left, or a page whose address the format
+            // cannot put in an entry (as Linux refuses such pages with -ENOMEM).
+            Error::NoMemory { .. } | Error::TableUnencodable { .. } => libc::ENOMEM,
             Error::NotMapped(_) => libc::ENOENT,
-            // Only a corrupted table (or memory callbacks that lost a page) gets here.
-            Error::Fault { .. } => libc::EIO,
+            // `mem_ops->phys_to_virt` failed for a page of this table (broken memory
+            // callbacks), or a corrupted entry: an I/O error, not "already mapped".
+            Error::TableUnreachable { .. } | Error::Fault { .. } => libc::EIO,
+            _ => libc::EINVAL,
         })
     }
 }
@@ -55,6 +58,7 @@ impl From<IovaError> for Errno {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgtable_core::{ConfigError, Iova, PhysAddr};
 
     #[test]
     fn core_errors_map_to_the_documented_errno() {
@@ -69,33 +73,44 @@ mod tests {
                 libc::EINVAL,
             ),
             (Error::BadProt(0), libc::EINVAL),
-            (Error::ZeroLength, libc::EINVAL),
-            (Error::BadConfig("x".into()), libc::EINVAL),
+            (Error::BadConfig(ConfigError::Granule(0x2000)), libc::EINVAL),
             (
                 Error::IovaRange {
-                    start: 0,
-                    end: 0,
+                    start: Iova(0),
+                    len: 0,
                     bits: 48,
                 },
                 libc::ERANGE,
             ),
             (
                 Error::PhysRange {
-                    start: 0,
-                    end: 0,
+                    start: PhysAddr(0),
+                    len: 0,
                     bits: 48,
                 },
                 libc::ERANGE,
             ),
             (
                 Error::Exists {
-                    iova: 0,
+                    iova: Iova(0),
                     mapped: 0x1000,
                 },
                 libc::EEXIST,
             ),
             (Error::NoMemory { mapped: 0 }, libc::ENOMEM),
-            (Error::NotMapped(0), libc::ENOENT),
+            (
+                Error::TableUnencodable {
+                    pa: PhysAddr(1 << 60),
+                },
+                libc::ENOMEM,
+            ),
+            (
+                Error::TableUnreachable {
+                    pa: PhysAddr(0x1000),
+                },
+                libc::EIO,
+            ),
+            (Error::NotMapped(Iova(0)), libc::ENOENT),
         ];
         for (e, errno) in rows {
             assert_eq!(Errno::from(&e).negated(), -errno, "{e}");

@@ -55,11 +55,11 @@ pub unsafe extern "C" fn iommu_pt_gather_range(
         // SAFETY: the caller passes NULL or a live gather it owns.
         let g = unsafe { obj(g) }?;
         let (start, last) = (out(start)?, out(last)?);
-        let (first, end) = g.gather.range().ok_or(Errno::NOENT)?;
+        let range = g.gather.range().ok_or(Errno::NOENT)?;
         // SAFETY: both out-pointers are non-NULL and writable (caller's promise).
         unsafe {
-            start.write(first);
-            last.write(end);
+            start.write(range.start().0);
+            last.write(range.end().0);
         }
         Ok(0)
     })
@@ -112,8 +112,9 @@ pub unsafe extern "C" fn iommu_pt_gather_free(g: *mut iommu_pt_gather) {
     boundary(|| {
         if !g.is_null() {
             // SAFETY: `g` came from `iommu_pt_gather_new` (Box::into_raw) and is freed
-            // once; dropping the Gather releases its pages.
-            drop(unsafe { Box::from_raw(g) });
+            // once.
+            let mut g = unsafe { Box::from_raw(g) };
+            g.gather.release();
         }
         Ok(())
     })

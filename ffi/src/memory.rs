@@ -1,9 +1,16 @@
 //! [`CMemory`]: table pages from the host heap, or from the caller's
-//! `iommu_pt_mem_ops`.
+//! `iommu_pt_mem_ops`; [`CFlush`]: the caller's `iommu_pt_flush_ops`.
+//!
+//! A `mem_ops->phys_to_virt` that returns NULL for a page the library allocated breaks
+//! the memory contract: the library checks every page when it installs it (such a page
+//! is given back and the map fails with `-EIO`), and if the callback later fails for a
+//! live table, the operation that needed it fails with `-EIO` (unmap stops there) and
+//! the pages below that table cannot be reached, so `iommu_pt_free` cannot give them
+//! back (they are never freed twice or while in use).
 
 use crate::errno::Errno;
-use crate::types::iommu_pt_mem_ops;
-use pgtable_core::{HostMemory, TableMemory, TablePage};
+use crate::types::{iommu_pt_flush_ops, iommu_pt_mem_ops};
+use pgtable_core::{FlushWalk, HostMemory, Iova, TableMemory, TablePage};
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
@@ -36,6 +43,11 @@ unsafe impl Send for Callbacks {}
 unsafe impl Sync for Callbacks {}
 
 impl CMemory {
+    /// Whether this is host memory (no callbacks).
+    pub(crate) fn is_host(&self) -> bool {
+        matches!(self, CMemory::Host(_))
+    }
+
     /// The memory a config asks for: host memory for NULL `ops`, else a copy of the
     /// callbacks (so `*ops` itself need not outlive `iommu_pt_new`).
     ///
@@ -112,5 +124,49 @@ unsafe impl TableMemory for CMemory {
                 NonNull::new(unsafe { (c.phys_to_virt)(c.ctx, phys) }.cast())
             }
         }
+    }
+}
+
+type FlushFn = unsafe extern "C" fn(*mut c_void, u64, u64);
+
+/// A copy of the caller's `iommu_pt_flush_ops` and its context: the table's flush hook.
+#[derive(Debug)]
+pub(crate) struct CFlush {
+    flush_walk: FlushFn,
+    ctx: *mut c_void,
+}
+
+// SAFETY: the C API requires `flush_walk` to be callable from any thread that maps or
+// unmaps, concurrently, with this context; the pointers themselves are plain values.
+unsafe impl Send for CFlush {}
+// SAFETY: as above.
+unsafe impl Sync for CFlush {}
+
+impl CFlush {
+    /// The hook a config asks for: none for NULL `ops`.
+    ///
+    /// # Errors
+    /// `EINVAL` if `ops` has no `flush_walk`.
+    ///
+    /// # Safety
+    /// `ops` must be NULL or point to a readable `iommu_pt_flush_ops`.
+    pub(crate) unsafe fn new(
+        ops: *const iommu_pt_flush_ops,
+        ctx: *mut c_void,
+    ) -> Result<Option<Self>, Errno> {
+        // SAFETY: forwarded from the caller.
+        let Some(ops) = (unsafe { ops.as_ref() }) else {
+            return Ok(None);
+        };
+        let flush_walk = ops.flush_walk.ok_or(Errno::INVAL)?;
+        Ok(Some(CFlush { flush_walk, ctx }))
+    }
+}
+
+impl FlushWalk for CFlush {
+    fn flush_walk(&self, iova: Iova, size: u64) {
+        // SAFETY: a call into the caller's invalidation with its context, which the C
+        // caller keeps valid while the table lives.
+        unsafe { (self.flush_walk)(self.ctx, iova.0, size) }
     }
 }

@@ -6,7 +6,7 @@ use crate::fd::FdWriter;
 use crate::gather::iommu_pt_gather;
 use crate::table::iommu_pt;
 use crate::types::{iommu_pt_config, iommu_pt_info, iommu_pt_leaf_fn, iommu_pt_translation};
-use pgtable_core::{Gather, Prot};
+use pgtable_core::Prot;
 use std::ffi::{c_int, c_void};
 use std::io::{BufWriter, Write};
 use std::ops::ControlFlow;
@@ -157,8 +157,9 @@ pub unsafe extern "C" fn iommu_pt_map(
 /// an end inside a larger leaf removes it whole; the unmap stops at the first hole. Bad
 /// arguments (NULL table, size not in the bitmap, misaligned `iova`, beyond the input
 /// size) return 0 and change nothing. Tables whose whole span was unmapped go to
-/// `gather` (given back after `iommu_pt_gather_release`), or with a NULL `gather` are
-/// retired at once (freed when no reader can hold them).
+/// `gather` (given back after `iommu_pt_gather_release`); with a NULL `gather` they are
+/// retired at once (freed when no reader can hold them), after one `flush_walk` of the
+/// unmapped range when the table has flush ops.
 ///
 /// # Safety
 /// `pt` must be NULL or a live table; `gather` NULL or a live gather this thread owns.
@@ -176,9 +177,8 @@ pub unsafe extern "C" fn iommu_pt_unmap_pages(
         // SAFETY: the caller passes NULL or a live table (used through `&`).
         let pt = unsafe { obj(pt) }?;
         // SAFETY: the caller passes NULL or a live gather it owns.
-        with_gather(unsafe { gather.as_mut() }, |g| {
-            Ok(pt.unmap_pages(iova, pgsize, pgcount, g)?)
-        })
+        let gather = unsafe { gather.as_mut() }.map(|g| &mut g.gather);
+        Ok(pt.unmap_pages(iova, pgsize, pgcount, gather)?)
     })
 }
 
@@ -201,24 +201,9 @@ pub unsafe extern "C" fn iommu_pt_unmap(
         // SAFETY: the caller passes NULL or a live table (used through `&`).
         let pt = unsafe { obj(pt) }?;
         // SAFETY: the caller passes NULL or a live gather it owns.
-        with_gather(unsafe { gather.as_mut() }, |g| Ok(pt.unmap(iova, len, g)?))
+        let gather = unsafe { gather.as_mut() }.map(|g| &mut g.gather);
+        Ok(pt.unmap(iova, len, gather)?)
     })
-}
-
-/// Runs an unmap with the caller's gather, or with a temporary one released at once.
-fn with_gather(
-    gather: Option<&mut iommu_pt_gather>,
-    f: impl FnOnce(&mut Gather) -> Result<u64, Errno>,
-) -> Result<u64, Errno> {
-    match gather {
-        Some(g) => f(&mut g.gather),
-        None => {
-            let mut g = Gather::new();
-            let bytes = f(&mut g);
-            g.release();
-            bytes
-        }
-    }
 }
 
 /// The output address of `iova` (with its offset in the page), or 0 if it is not mapped

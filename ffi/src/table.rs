@@ -2,12 +2,15 @@
 //! named, and the dispatch from the C calls to it.
 
 use crate::errno::Errno;
-use crate::memory::CMemory;
+use crate::memory::{CFlush, CMemory};
 use crate::types::{
     IOMMU_PT_FMT_ARM_S1, IOMMU_PT_FMT_ARM_S2, IOMMU_PT_FMT_VTD_FS, IOMMU_PT_FMT_VTD_SS,
     iommu_pt_config, iommu_pt_info, iommu_pt_translation,
 };
-use pgtable_core::{Error, Gather, PageTable, Prot, Result, Translation};
+use pgtable_core::{
+    DEFAULT_PAGE_CACHE_BYTES, Error, Format, Gather, Iova, PageTable, PhysAddr, Prot, Result,
+    TableMemory, Translation,
+};
 use smmu_format::{ArmConfig, ArmS1, ArmS2};
 use std::io;
 use std::ops::ControlFlow;
@@ -87,22 +90,36 @@ impl iommu_pt {
         let oas_below_granule = vtd && oas < VTD_MIN_OAS;
         let fmt_oas = if vtd { oas.max(VTD_MIN_OAS) } else { oas };
         let arm = ArmConfig::new(u64::from(granule), ias, fmt_oas);
+        // SAFETY: `cfg.flush` is NULL or readable (caller's promise).
+        let flush = unsafe { CFlush::new(cfg.flush, cfg.flush_ctx) }?;
+        // The caller's own memory (a DMA pool, guest RAM) gets its pages back as soon as
+        // the epoch frees them; host memory recycles them through the page cache.
+        let cache = if mem.is_host() {
+            DEFAULT_PAGE_CACHE_BYTES
+        } else {
+            0
+        };
+        let flush = (flush, cache);
         let table = match cfg.format {
-            IOMMU_PT_FMT_VTD_SS => Table::VtdSs(PageTable::new(
+            IOMMU_PT_FMT_VTD_SS => Table::VtdSs(build(
                 VtdSs::new(ias, fmt_oas)?.with_pgsize_bitmap(bitmap)?,
                 mem,
+                flush,
             )?),
-            IOMMU_PT_FMT_VTD_FS => Table::VtdFs(PageTable::new(
+            IOMMU_PT_FMT_VTD_FS => Table::VtdFs(build(
                 VtdFs::new(ias, fmt_oas)?.with_pgsize_bitmap(bitmap)?,
                 mem,
+                flush,
             )?),
-            IOMMU_PT_FMT_ARM_S1 => Table::ArmS1(PageTable::new(
+            IOMMU_PT_FMT_ARM_S1 => Table::ArmS1(build(
                 ArmS1::new(arm)?.with_pgsize_bitmap(bitmap)?,
                 mem,
+                flush,
             )?),
-            IOMMU_PT_FMT_ARM_S2 => Table::ArmS2(PageTable::new(
+            IOMMU_PT_FMT_ARM_S2 => Table::ArmS2(build(
                 ArmS2::new(arm)?.with_pgsize_bitmap(bitmap)?,
                 mem,
+                flush,
             )?),
             _ => return Err(Errno::INVAL),
         };
@@ -127,7 +144,7 @@ impl iommu_pt {
             granule: 1 << geo.granule_shift,
             reserved: 0,
             pgsize_bitmap: geo.pgsize_bitmap,
-            root_phys: info.hw.root_phys,
+            root_phys: info.hw.root_phys.0,
             table_pages: info.table_pages,
             regs: info.hw.regs,
         }
@@ -142,6 +159,7 @@ impl iommu_pt {
         pgcount: u64,
         prot: Prot,
     ) -> Result<u64> {
+        let (iova, pa) = (Iova(iova), PhysAddr(pa));
         if self.oas_below_granule {
             // Let the core judge everything but the output range (a count of 0 maps
             // nothing), then refuse: no page ends below `1 << oas`.
@@ -153,6 +171,7 @@ impl iommu_pt {
 
     /// `PageTable::map`.
     pub(crate) fn map(&self, iova: u64, pa: u64, len: u64, prot: Prot) -> Result<u64> {
+        let (iova, pa) = (Iova(iova), PhysAddr(pa));
         if self.oas_below_granule {
             dispatch!(&self.table, pt => pt.map(iova, pa, 0, prot))?;
             if len == 0 {
@@ -173,51 +192,75 @@ impl iommu_pt {
         dispatch!(&self.table, pt => pt.map(iova, pa, len, prot))
     }
 
-    fn refuse_output(&self, pa: u64, count: u64) -> Result<u64> {
+    fn refuse_output(&self, pa: PhysAddr, count: u64) -> Result<u64> {
         if count == 0 {
             return Ok(0);
         }
         Err(Error::PhysRange {
             start: pa,
-            end: pa.saturating_add(u64::from(DEFAULT_GRANULE)),
+            len: u64::from(DEFAULT_GRANULE),
             bits: self.oas,
         })
     }
 
-    /// `PageTable::unmap_pages`.
+    /// `PageTable::unmap_pages`, into the caller's gather or, without one, through the
+    /// flush hook (`PageTable::flush_and_release`).
     pub(crate) fn unmap_pages(
         &self,
         iova: u64,
         pgsize: u64,
         pgcount: u64,
-        gather: &mut Gather,
+        gather: Option<&mut Gather>,
     ) -> Result<u64> {
-        dispatch!(&self.table, pt => pt.unmap_pages(iova, pgsize, pgcount, gather))
+        let iova = Iova(iova);
+        dispatch!(&self.table, pt => match gather {
+            Some(g) => pt.unmap_pages(iova, pgsize, pgcount, g),
+            None => {
+                let mut g = Gather::new();
+                let r = pt.unmap_pages(iova, pgsize, pgcount, &mut g);
+                pt.flush_and_release(g);
+                r
+            }
+        })
     }
 
-    /// `PageTable::unmap`.
-    pub(crate) fn unmap(&self, iova: u64, len: u64, gather: &mut Gather) -> Result<u64> {
-        dispatch!(&self.table, pt => pt.unmap(iova, len, gather))
+    /// `PageTable::unmap` (with a gather) or `PageTable::unmap_now` (without).
+    pub(crate) fn unmap(&self, iova: u64, len: u64, gather: Option<&mut Gather>) -> Result<u64> {
+        let iova = Iova(iova);
+        dispatch!(&self.table, pt => match gather {
+            Some(g) => pt.unmap(iova, len, g),
+            None => pt.unmap_now(iova, len),
+        })
     }
 
     /// `PageTable::iova_to_phys`.
     pub(crate) fn iova_to_phys(&self, iova: u64) -> Option<u64> {
-        dispatch!(&self.table, pt => pt.iova_to_phys(iova))
+        dispatch!(&self.table, pt => pt.iova_to_phys(Iova(iova))).map(u64::from)
     }
 
     /// `PageTable::translate`, in C's layout.
     pub(crate) fn translate(&self, iova: u64) -> Result<iommu_pt_translation> {
-        dispatch!(&self.table, pt => pt.translate(iova)).map(|t| to_c(&t))
+        dispatch!(&self.table, pt => pt.translate(Iova(iova))).map(|t| to_c(&t))
     }
 
-    /// `PageTable::walk`, handing C layouts to `f`.
+    /// `PageTable::walk` over `[iova, iova + len)` (`len == 0`: to the end of the input
+    /// space), handing C layouts to `f`.
     pub(crate) fn walk<B>(
         &self,
         iova: u64,
         len: u64,
         mut f: impl FnMut(&iommu_pt_translation) -> ControlFlow<B>,
     ) -> Result<Option<B>> {
-        dispatch!(&self.table, pt => pt.walk(iova, len, |t| f(&to_c(t))))
+        let start = Iova(iova);
+        if len == 0 {
+            return dispatch!(&self.table, pt => pt.walk(start.., |t| f(&to_c(t))));
+        }
+        let end = iova.checked_add(len).ok_or(Error::IovaRange {
+            start,
+            len,
+            bits: self.ias,
+        })?;
+        dispatch!(&self.table, pt => pt.walk(start..Iova(end), |t| f(&to_c(t))))
     }
 
     /// `PageTable::dump`.
@@ -226,10 +269,24 @@ impl iommu_pt {
     }
 }
 
+/// A table of format `F` over `mem`, with the caller's flush hook if any and a page
+/// cache of `cache` bytes.
+fn build<F: Format, M: TableMemory>(
+    fmt: F,
+    mem: Arc<M>,
+    (flush, cache): (Option<CFlush>, usize),
+) -> Result<PageTable<F, M>> {
+    let builder = PageTable::builder(fmt, mem).page_cache_bytes(cache);
+    match flush {
+        Some(hook) => builder.flush(hook).build(),
+        None => builder.build(),
+    }
+}
+
 fn to_c(t: &Translation) -> iommu_pt_translation {
     iommu_pt_translation {
-        iova: t.iova,
-        paddr: t.pa,
+        iova: t.iova.0,
+        paddr: t.pa.0,
         size: t.size,
         prot: t.prot.bits(),
         level: t.level,
@@ -250,6 +307,8 @@ mod tests {
             flags: 0,
             mem: std::ptr::null(),
             mem_ctx: std::ptr::null_mut(),
+            flush: std::ptr::null(),
+            flush_ctx: std::ptr::null_mut(),
         }
     }
 

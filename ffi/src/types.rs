@@ -26,6 +26,10 @@ pub const IOMMU_PT_MMIO: u32 = 16;
 /// Privileged accesses only (Arm S1: `AP[1]=0`; VT-d FS: `U/S=0`).
 pub const IOMMU_PT_PRIV: u32 = 32;
 
+/// The API level of this header: 2 = `iommu_pt_flush_ops` and gathers that hold the
+/// pages of several tables until their release.
+pub const IOMMU_PT_API_LEVEL: u32 = 2;
+
 /// `iova_domain_new` / `iova_options.flags`: detect double frees and wrong-size frees
 /// (slower).
 pub const IOVA_F_CHECKED: u32 = 1;
@@ -66,6 +70,19 @@ pub struct iommu_pt_mem_ops {
     pub phys_to_virt: Option<unsafe extern "C" fn(ctx: *mut c_void, phys: u64) -> *mut c_void>,
 }
 
+/// How the library reaches the caller's IOTLB (API level 2), for the table pages it
+/// unlinks on its own: a map that replaces an empty subtree by a larger leaf, and an
+/// unmap with a NULL gather.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+#[allow(non_camel_case_types)]
+pub struct iommu_pt_flush_ops {
+    /// Invalidate the IOMMU's walk caches and IOTLB for `[iova, iova + size)` and wait
+    /// until the invalidation has completed. Called synchronously on the thread doing the
+    /// map or unmap.
+    pub flush_walk: Option<unsafe extern "C" fn(ctx: *mut c_void, iova: u64, size: u64)>,
+}
+
 /// How to build a table (see `iommu_pt_new`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +104,12 @@ pub struct iommu_pt_config {
     pub mem: *const iommu_pt_mem_ops,
     /// Passed to every `mem` callback.
     pub mem_ctx: *mut c_void,
+    /// API level 2: how to invalidate the IOTLB when the library unlinks tables itself;
+    /// NULL = no hardware walks this table (unlinked pages go to epoch reclamation at
+    /// once).
+    pub flush: *const iommu_pt_flush_ops,
+    /// Passed to `flush->flush_walk`.
+    pub flush_ctx: *mut c_void,
 }
 
 /// One leaf (walk) or the leaf covering a queried IOVA (translate).

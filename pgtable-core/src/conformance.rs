@@ -6,8 +6,8 @@
 //! stress on poisoned memory. Each panics with a description of the first mismatch.
 
 use crate::{
-    ArenaMemory, Error, Format, Gather, Geometry, PageTable, Prot, TableMemory, TablePage,
-    Translation, page_runs,
+    ArenaMemory, Error, Format, Gather, Geometry, Iova, PageTable, PhysAddr, Prot, TableMemory,
+    TablePage, Translation, page_runs,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -171,7 +171,7 @@ fn random_prot(rng: &mut SmallRng) -> Prot {
 
 fn check_all<F: Format, M: TableMemory>(pt: &PageTable<F, M>, model: &Model, fmt: &F) {
     let mut got = Vec::new();
-    pt.walk(0, 0, |t| {
+    pt.walk(.., |t| {
         got.push(*t);
         ControlFlow::<()>::Continue(())
     })
@@ -180,8 +180,8 @@ fn check_all<F: Format, M: TableMemory>(pt: &PageTable<F, M>, model: &Model, fmt
         .leaves
         .iter()
         .map(|(&iova, l)| Translation {
-            iova,
-            pa: l.pa,
+            iova: Iova(iova),
+            pa: PhysAddr(l.pa),
             size: l.size,
             prot: fmt.effective_prot(l.prot),
             level: pt.geometry().level_of_size(l.size).unwrap(),
@@ -243,7 +243,7 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                 0..=2 => {
                     let count = rng.gen_range(1..=((base + win - iova) / size).min(8));
                     let want = model.map_pages(iova, pa, size, count, prot);
-                    match pt.map_pages(iova, pa, size, count, prot) {
+                    match pt.map_pages(Iova(iova), PhysAddr(pa), size, count, prot) {
                         Ok(n) => assert_eq!((n, want), (count * size, n), "op {op}: map_pages"),
                         Err(e) => {
                             assert!(matches!(e, Error::Exists { .. }), "op {op}: {e}");
@@ -257,7 +257,7 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                     let runs = page_runs(geo.pgsize_bitmap, iova, pa, len);
                     check_runs(&geo, iova, pa, len, &runs);
                     let clash = model.overlaps(iova, iova + len);
-                    match pt.map(iova, pa, len, prot) {
+                    match pt.map(Iova(iova), PhysAddr(pa), len, prot) {
                         Ok(n) => {
                             assert!(!clash, "op {op}: map over a mapping succeeded");
                             assert_eq!(n, len);
@@ -278,33 +278,45 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                     let count = rng.gen_range(1..=((base + win - iova) / size).min(8));
                     let want = model.unmap(iova, size * count);
                     let mut g = Gather::new();
-                    let got = pt.unmap_pages(iova, size, count, &mut g).unwrap();
+                    let got = pt.unmap_pages(Iova(iova), size, count, &mut g).unwrap();
                     assert_eq!(
                         got, want,
                         "op {op}: unmap_pages({iova:#x}, {size:#x}, {count})"
                     );
                     if want > 0 {
-                        let (s, l) = g.range().expect("a range");
-                        assert!(s <= iova && l >= iova + want - 1, "op {op}: gather range");
+                        let r = g.range().expect("a range");
+                        assert!(
+                            r.start().0 <= iova && r.end().0 >= iova + want - 1,
+                            "op {op}: gather range"
+                        );
                     }
                     if rng.gen_bool(0.3) {
                         held.push(g);
+                    } else {
+                        g.release();
                     }
                 }
                 6 => {
                     let len = rng.gen_range(1..=((base + win - iova) / gran).min(4096)) * gran;
                     let want = model.unmap(iova, len);
-                    let mut g = Gather::new();
-                    assert_eq!(pt.unmap(iova, len, &mut g).unwrap(), want, "op {op}: unmap");
+                    if rng.gen_bool(0.5) {
+                        let mut g = Gather::new();
+                        let got = pt.unmap(Iova(iova), len, &mut g).unwrap();
+                        assert_eq!(got, want, "op {op}: unmap");
+                        g.release();
+                    } else {
+                        let got = pt.unmap_now(Iova(iova), len).unwrap();
+                        assert_eq!(got, want, "op {op}: unmap_now");
+                    }
                 }
                 _ => {
                     let q = iova + rng.gen_range(0..size);
-                    let got = pt.translate(q);
+                    let got = pt.translate(Iova(q));
                     match model.find(q) {
                         Some((b, l)) => {
                             let t =
                                 got.unwrap_or_else(|e| panic!("op {op}: translate {q:#x}: {e}"));
-                            assert_eq!(t.pa, l.pa + (q - b), "op {op}");
+                            assert_eq!(t.pa, PhysAddr(l.pa + (q - b)), "op {op}");
                             assert_eq!(t.size, l.size, "op {op}");
                             assert_eq!(t.prot, fmt.effective_prot(l.prot), "op {op}");
                         }
@@ -315,6 +327,7 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
                 }
             }
             if held.len() > 8 || rng.gen_bool(0.05) {
+                held.iter_mut().for_each(Gather::release);
                 held.clear();
             }
             if op % 512 == 511 {
@@ -340,16 +353,21 @@ pub fn differential<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>, ops: usize, 
         let leaves: Vec<(u64, u64)> = model.leaves.iter().map(|(&i, l)| (i, l.size)).collect();
         for (i, s) in leaves {
             let mut g = Gather::new();
-            assert_eq!(pt.unmap(i, s, &mut g).unwrap(), s);
+            assert_eq!(pt.unmap(Iova(i), s, &mut g).unwrap(), s);
+            g.release();
         }
         assert!(
-            pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(),
+            pt.walk(.., |_| ControlFlow::Break(())).unwrap().is_none(),
             "leaves left"
         );
         // Gathers still held when the table goes must still be released safely.
-        held.truncate(2);
+        // Two of them stay unreleased past the drop.
+        while held.len() > 2 {
+            let mut g = held.pop().expect("non-empty");
+            g.release();
+        }
     }
-    drop(held);
+    held.iter_mut().for_each(Gather::release);
     assert_eq!(mem.bad_frees(), 0, "a page was freed twice");
     assert_eq!(mem.live(), 0, "table pages leaked");
 }
@@ -417,7 +435,7 @@ pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
         1u64 << geo.oas
     };
     assert!(
-        pt.translate(0).is_err() && pt.iova_to_phys(va_end - 1).is_none(),
+        pt.translate(Iova(0)).is_err() && pt.iova_to_phys(Iova(va_end - 1)).is_none(),
         "empty table translates"
     );
     for size in sizes(&geo) {
@@ -429,10 +447,11 @@ pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
             }
             let pa = iova;
             let prot = Prot::RW | Prot::CACHE;
+            let (iova, pa) = (Iova(iova), PhysAddr(pa));
             assert_eq!(
                 pt.map_pages(iova, pa, size, 1, prot),
                 Ok(size),
-                "map {size:#x} at {iova:#x}"
+                "map {size:#x} at {iova}"
             );
             assert!(
                 matches!(
@@ -446,7 +465,7 @@ pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
             assert_eq!(t.prot, fmt.effective_prot(prot));
             let mut g = Gather::new();
             assert_eq!(pt.unmap_pages(iova, size, 1, &mut g), Ok(size));
-            assert_eq!(g.range(), Some((iova, iova + size - 1)));
+            assert_eq!(g.range(), Some(iova..=iova + (size - 1)));
             g.release();
             assert_eq!(pt.iova_to_phys(iova), None);
             assert_eq!(
@@ -455,60 +474,82 @@ pub fn every_size<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
                 "remap"
             );
             assert_eq!(pt.unmap(iova, size, &mut g), Ok(size));
+            g.release();
         }
         // The last page below the input size.
         let last = va_end - size;
         let pa = (oa_end.min(va_end) - size) & !(size - 1);
+        let (last, pa) = (Iova(last), PhysAddr(pa));
         assert_eq!(
             pt.map_pages(last, pa, size, 1, Prot::READ),
             Ok(size),
             "last {size:#x} page"
         );
-        assert_eq!(pt.iova_to_phys(va_end - 1), Some(pa + size - 1));
+        assert_eq!(pt.iova_to_phys(Iova(va_end - 1)), Some(pa + (size - 1)));
         assert!(matches!(
-            pt.map_pages(va_end, pa, size, 1, Prot::READ),
+            pt.map_pages(Iova(va_end), pa, size, 1, Prot::READ),
             Err(Error::IovaRange { .. })
         ));
         let mut g = Gather::new();
         assert_eq!(pt.unmap_pages(last, size, 1, &mut g), Ok(size));
+        g.release();
         if geo.oas < 64 {
             assert!(matches!(
-                pt.map_pages(0, oa_end, size, 1, Prot::READ),
+                pt.map_pages(Iova(0), PhysAddr(oa_end), size, 1, Prot::READ),
                 Err(Error::PhysRange { .. })
             ));
         }
     }
     assert!(
-        pt.walk(0, 0, |_| ControlFlow::Break(())).unwrap().is_none(),
+        pt.walk(.., |_| ControlFlow::Break(())).unwrap().is_none(),
         "leaves left"
     );
 }
 
 /// Stress on poisoned memory for `duration`: writer threads map and unmap disjoint
-/// regions (whole level-0 tables, so tables are freed and reused, partial spans, and
-/// large leaves replacing emptied tables) while reader threads translate, walk and
-/// dump everything. Every output address is a fixed function of its IOVA, so a reader
-/// can check what it sees without coordination: it must only ever see "unmapped" or
-/// the right address, never poison or a fault.
+/// regions while reader threads translate, walk and dump everything. The writers'
+/// patterns: whole level-0 tables (mapped, then freed by one unmap), partial spans, a
+/// large leaf replacing an emptied table, and, where the table has four levels or more,
+/// a whole level-2 span holding tables of tables (large leaves plus one full level-0
+/// table) unmapped in one call, which detaches a multi-level subtree. Every output
+/// address is a fixed function of its IOVA, so a reader can check what it sees without
+/// coordination: it must only ever see "unmapped" or the right address, never poison or
+/// a fault.
+///
+/// Half of the time runs with no page cache (every released page goes back to the
+/// poisoning memory at once), half with the default cache (pages are recycled).
 ///
 /// # Panics
 /// On a wrong translation, a fault, a leak or a double free.
 pub fn stress<F: Format>(fmt: F, duration: Duration) {
+    stress_with(fmt.clone(), duration / 2, 0);
+    stress_with(fmt, duration / 2, crate::DEFAULT_PAGE_CACHE_BYTES);
+}
+
+fn stress_with<F: Format>(fmt: F, duration: Duration, cache_bytes: usize) {
     const POISON: u64 = 0xdead_beef_dead_beef;
     let geo = fmt.geometry();
     let writers = 2u64;
     let span = geo.entry_span(1); // one level-0 table's reach
+    // A level-2 entry below the top holds tables of tables.
+    let deep = geo.levels >= 4 && geo.leaf_allowed(1);
+    let span2 = geo.entry_span(2);
     let limit = 1u64 << geo.va_bits.min(geo.oas);
-    let per_writer = (span * 4).min(limit / (writers + 2));
+    let want = if deep { span2 } else { span * 4 };
+    let per_writer = want.min(limit / (writers * 2));
     assert!(
         per_writer >= span,
         "address space too small for the stress layout"
     );
+    let deep = deep && per_writer >= span2;
     let delta = per_writer * writers; // pa = iova + delta
     let arena = Arc::new(ArenaMemory::with_poison(0x4000_0000, 64 << 20, POISON));
     let mem = Arc::new(CountingMemory::new(ArcMem(arena.clone())));
     {
-        let pt = PageTable::new(fmt.clone(), mem.clone()).expect("table");
+        let pt = PageTable::builder(fmt.clone(), mem.clone())
+            .page_cache_bytes(cache_bytes)
+            .build()
+            .expect("table");
         let stop = AtomicBool::new(false);
         let reads = AtomicU64::new(0);
         let large = geo.leaf_allowed(1);
@@ -520,15 +561,17 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
                     let mut rng = SmallRng::seed_from_u64(w);
                     let n0 = geo.entries(0) as u64;
                     let gran = geo.granule();
+                    let at = |i: u64| (Iova(i), PhysAddr(i + delta));
                     while !stop.load(Ordering::Relaxed) {
                         let spans = per_writer / span;
                         let a = base + rng.gen_range(0..spans) * span;
+                        let (ia, pa) = at(a);
                         let mut g = Gather::new();
-                        match rng.gen_range(0..3) {
+                        match rng.gen_range(0..4) {
                             0 => {
                                 // A whole table: mapped, then freed by one unmap.
-                                pt.map_pages(a, a + delta, gran, n0, Prot::RW).unwrap();
-                                assert_eq!(pt.unmap(a, span, &mut g), Ok(span));
+                                pt.map_pages(ia, pa, gran, n0, Prot::RW).unwrap();
+                                assert_eq!(pt.unmap(ia, span, &mut g), Ok(span));
                                 assert!(
                                     g.freed_tables() >= 1,
                                     "a whole-span unmap frees the table"
@@ -536,16 +579,36 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
                             }
                             1 => {
                                 // Half a table, unmapped in two calls: the table stays.
-                                pt.map_pages(a, a + delta, gran, n0 / 2, Prot::READ)
-                                    .unwrap();
-                                assert_eq!(pt.iova_to_phys(a + gran), Some(a + gran + delta));
-                                assert_eq!(pt.unmap(a, span / 4, &mut g), Ok(span / 4));
-                                assert_eq!(pt.unmap(a + span / 4, span / 4, &mut g), Ok(span / 4));
+                                pt.map_pages(ia, pa, gran, n0 / 2, Prot::READ).unwrap();
+                                assert_eq!(
+                                    pt.iova_to_phys(ia + gran),
+                                    Some(pa + gran),
+                                    "own mapping"
+                                );
+                                assert_eq!(pt.unmap(ia, span / 4, &mut g), Ok(span / 4));
+                                assert_eq!(pt.unmap(ia + span / 4, span / 4, &mut g), Ok(span / 4));
                             }
-                            _ if large => {
+                            2 if large => {
                                 // A large leaf, possibly replacing an emptied table.
-                                pt.map_pages(a, a + delta, span, 1, Prot::RW).unwrap();
-                                assert_eq!(pt.unmap_pages(a, span, 1, &mut g), Ok(span));
+                                pt.map_pages(ia, pa, span, 1, Prot::RW).unwrap();
+                                assert_eq!(pt.unmap_pages(ia, span, 1, &mut g), Ok(span));
+                            }
+                            3 if deep => {
+                                // A level-2 span: large leaves and one level-0 table,
+                                // then one unmap detaches the level-1 table and the
+                                // level-0 table below it.
+                                let (b, pb) = at(base);
+                                let k = rng.gen_range(0..span2 / span);
+                                for j in 0..span2 / span {
+                                    let (i, p) = (b + j * span, pb + j * span);
+                                    if j == k {
+                                        pt.map_pages(i, p, gran, n0, Prot::RW).unwrap();
+                                    } else {
+                                        pt.map_pages(i, p, span, 1, Prot::RW).unwrap();
+                                    }
+                                }
+                                assert_eq!(pt.unmap(b, span2, &mut g), Ok(span2));
+                                assert!(g.freed_tables() >= 2, "two levels detached");
                             }
                             _ => {}
                         }
@@ -562,17 +625,19 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
                     while !stop.load(Ordering::Relaxed) {
                         for _ in 0..256 {
                             let q = rng.gen_range(0..end);
-                            match pt.translate(q) {
-                                Ok(t) => {
-                                    assert_eq!(t.pa, q + delta, "reader saw a wrong translation")
-                                }
+                            match pt.translate(Iova(q)) {
+                                Ok(t) => assert_eq!(
+                                    t.pa,
+                                    PhysAddr(q + delta),
+                                    "reader saw a wrong translation"
+                                ),
                                 Err(Error::NotMapped(_)) => {}
                                 Err(e) => panic!("reader saw {e}"),
                             }
                             n += 1;
                         }
-                        pt.walk(0, end, |t| {
-                            assert_eq!(t.pa, t.iova + delta, "walk saw a wrong leaf");
+                        pt.walk(..Iova(end), |t| {
+                            assert_eq!(t.pa, PhysAddr(t.iova.0 + delta), "walk saw a wrong leaf");
                             ControlFlow::<()>::Continue(())
                         })
                         .unwrap();
@@ -595,10 +660,10 @@ pub fn stress<F: Format>(fmt: F, duration: Duration) {
         // through a gather after the stress; the root itself must still be live.
         let mut g = Gather::new();
         for w in 0..writers {
-            let _ = pt.unmap(w * per_writer, per_writer, &mut g);
+            let _ = pt.unmap(Iova(w * per_writer), per_writer, &mut g);
         }
         g.release();
-        let root_entry = arena.read_u64(pt.root_phys()).unwrap();
+        let root_entry = arena.read_u64(pt.root_phys().0).unwrap();
         assert_ne!(root_entry, POISON, "the root was freed");
     }
     assert_eq!(mem.bad_frees(), 0, "a page was freed twice");

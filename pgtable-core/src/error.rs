@@ -1,5 +1,6 @@
-//! The crate's one error type.
+//! The crate's error types: [`Error`] for operations, [`ConfigError`] for configurations.
 
+use crate::addr::{Iova, PhysAddr};
 use thiserror::Error;
 
 /// Why a page-table operation was refused.
@@ -8,6 +9,7 @@ use thiserror::Error;
 /// [`Error::Exists`] and [`Error::NoMemory`] from `map_pages`, which report how many
 /// bytes were mapped before the failure (those pages stay mapped).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The page size is not one this table was configured to map.
     #[error("page size {0:#x} is not supported by this table (see its pgsize_bitmap)")]
@@ -23,36 +25,33 @@ pub enum Error {
         align: u64,
     },
     /// The IOVA range does not fit the table's input address size.
-    #[error("IOVA range {start:#x}..{end:#x} is outside the {bits}-bit input address space")]
+    #[error("IOVA range {start}+{len:#x} is outside the {bits}-bit input address space")]
     IovaRange {
         /// First IOVA of the request.
-        start: u64,
-        /// One past the last IOVA of the request (saturating).
-        end: u64,
+        start: Iova,
+        /// Length of the request in bytes (saturated at `u64::MAX`).
+        len: u64,
         /// Usable input bits.
         bits: u32,
     },
     /// The output address range does not fit the table's output address size.
-    #[error("physical range {start:#x}..{end:#x} is outside the {bits}-bit output address space")]
+    #[error("physical range {start}+{len:#x} is outside the {bits}-bit output address space")]
     PhysRange {
         /// First output address.
-        start: u64,
-        /// One past the last output address (saturating).
-        end: u64,
+        start: PhysAddr,
+        /// Length in bytes (saturated at `u64::MAX`).
+        len: u64,
         /// Output address bits.
         bits: u32,
     },
     /// The permission bits are unknown or grant neither read nor write.
     #[error("bad prot {0:#x}: must contain READ or WRITE and only IOMMU_PT_* bits")]
     BadProt(u32),
-    /// A length that must be non-zero was zero.
-    #[error("length must not be zero")]
-    ZeroLength,
     /// A leaf already maps part of the range.
-    #[error("IOVA {iova:#x} is already mapped ({mapped:#x} bytes were mapped before it)")]
+    #[error("IOVA {iova} is already mapped ({mapped:#x} bytes were mapped before it)")]
     Exists {
         /// The first mapped IOVA met.
-        iova: u64,
+        iova: Iova,
         /// Bytes this call mapped before it stopped.
         mapped: u64,
     },
@@ -62,17 +61,33 @@ pub enum Error {
         /// Bytes this call mapped before it stopped.
         mapped: u64,
     },
+    /// The table memory handed out a page whose address the format cannot put in a
+    /// table entry (e.g. above the address width of VT-d's table pointers). The page was
+    /// given back; nothing was installed.
+    #[error("table memory gave a page at {pa} that this format cannot point to")]
+    TableUnencodable {
+        /// The page's physical address.
+        pa: PhysAddr,
+    },
+    /// The table memory does not map a page of this table back to a CPU address
+    /// (a broken [`TableMemory`](crate::TableMemory) or C `mem_ops`). The walk stopped
+    /// there; what lies below that table cannot be reached.
+    #[error("table memory does not map the table page at {pa}")]
+    TableUnreachable {
+        /// The page's physical address.
+        pa: PhysAddr,
+    },
     /// Nothing is mapped at the IOVA.
-    #[error("IOVA {0:#x} is not mapped")]
-    NotMapped(u64),
+    #[error("IOVA {0} is not mapped")]
+    NotMapped(Iova),
     /// The configuration asked of a format is not one it supports.
     #[error("unsupported configuration: {0}")]
-    BadConfig(String),
+    BadConfig(#[from] ConfigError),
     /// A table entry could not be decoded (foreign tables only).
-    #[error("IOVA {iova:#x}: {fault}")]
+    #[error("IOVA {iova}: {fault}")]
     Fault {
         /// The IOVA being translated.
-        iova: u64,
+        iova: Iova,
         /// Why the walk stopped.
         fault: crate::Fault,
     },
@@ -84,6 +99,100 @@ impl Error {
         match *self {
             Error::Exists { mapped, .. } | Error::NoMemory { mapped } => mapped,
             _ => 0,
+        }
+    }
+}
+
+/// Why a format or table configuration was refused: which parameter, its value and what
+/// would have been accepted.
+///
+/// ```
+/// use pgtable_core::{ConfigError, Geometry};
+/// let g = Geometry::new(4, 12, 9, 9, 48, 48, 0x20_0000); // no 4K pages
+/// assert_eq!(g.validate(), Err(ConfigError::GranuleNotMapped { granule: 0x1000 }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The input (IOVA) address size is outside what the format supports.
+    #[error("input address size {bits} is outside {min}..={max} bits")]
+    InputSize {
+        /// The requested size.
+        bits: u32,
+        /// Smallest accepted.
+        min: u32,
+        /// Largest accepted.
+        max: u32,
+    },
+    /// The output address size is outside what the format supports.
+    #[error("output address size {bits} is outside {min}..={max} bits")]
+    OutputSize {
+        /// The requested size.
+        bits: u32,
+        /// Smallest accepted.
+        min: u32,
+        /// Largest accepted.
+        max: u32,
+    },
+    /// The input address size is not one of the few the format supports.
+    #[error("input address size {bits} is not supported: it must be {} bits", one_of(allowed))]
+    InputSizeNotOneOf {
+        /// The requested size.
+        bits: u32,
+        /// The sizes accepted.
+        allowed: &'static [u32],
+    },
+    /// An address size the format supports only with a larger granule (Arm: more than
+    /// 48 bits need the 64K granule).
+    #[error("{bits}-bit addresses need the {}K granule", granule >> 10)]
+    NeedsGranule {
+        /// The requested address size.
+        bits: u32,
+        /// The granule it needs.
+        granule: u64,
+    },
+    /// The address width used for table pointers is outside what the format supports.
+    #[error("table address width {bits} is outside {min}..={max} bits")]
+    TableAddressWidth {
+        /// The requested width.
+        bits: u32,
+        /// Smallest accepted.
+        min: u32,
+        /// Largest accepted.
+        max: u32,
+    },
+    /// The translation granule is not one the format supports.
+    #[error("granule {0:#x} is not supported")]
+    Granule(u64),
+    /// The page-size bitmap holds sizes the configuration cannot map.
+    #[error(
+        "page sizes {unsupported:#x} cannot be mapped by this configuration (it maps {allowed:#x})"
+    )]
+    PageSizes {
+        /// The sizes that are not allowed.
+        unsupported: u64,
+        /// The sizes that are.
+        allowed: u64,
+    },
+    /// The page-size bitmap lacks the granule, which every table must map.
+    #[error("page sizes must include the granule {granule:#x}")]
+    GranuleNotMapped {
+        /// The granule.
+        granule: u64,
+    },
+    /// The geometry itself is inconsistent (a bug in a format).
+    #[error("inconsistent geometry: {0}")]
+    Geometry(&'static str),
+}
+
+/// "a, b or c".
+fn one_of(values: &[u32]) -> String {
+    match values {
+        [] => "nothing".into(),
+        [one] => one.to_string(),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(u32::to_string).collect();
+            format!("{} or {last}", init.join(", "))
         }
     }
 }

@@ -1,32 +1,56 @@
 //! What an unmap leaves the caller: the range to invalidate and the unlinked tables.
 
+use crate::addr::Iova;
 use crate::memory::TablePage;
 use crate::reclaim::Reclaim;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-/// The IOVA range an unmap changed and the table pages it unlinked.
+/// The IOVA range unmaps changed and the table pages they unlinked, kept until the
+/// caller has invalidated the IOTLB.
 ///
-/// The IOMMU may still walk unlinked tables from its walk caches, so they are handed
-/// to epoch reclamation only when the caller [`release`](Gather::release)s the gather
-/// after invalidating the range (dropping it releases too). A gather may be reused
-/// after release, and may collect several unmaps (the range grows to cover them).
+/// The IOMMU may still walk unlinked tables from its walk caches (FORMATS.md §4.1), so
+/// none of the pages a gather holds is reused or freed before the caller
+/// [`release`](Gather::release)s it after the invalidation; then they go to epoch
+/// reclamation. A gather may collect the unmaps of several tables, of any formats and
+/// memories, and may be reused after release.
+///
+/// **Forgetting the release** is a bug, so it is made loud, in the spirit of the
+/// `x86_64` crate's `#[must_use] MapperFlush`: dropping a gather that still holds a range
+/// or pages panics in debug builds, and in release builds keeps (leaks) the pages rather
+/// than free memory the hardware may still read. A temporary such as
+/// `pt.unmap(iova, len, &mut Gather::new())` therefore fails in every test run; use
+/// [`PageTable::unmap_now`](crate::PageTable::unmap_now) when no gather is wanted.
 ///
 /// ```
-/// use pgtable_core::Gather;
-/// let g = Gather::new();
-/// assert_eq!(g.range(), None);
-/// assert_eq!(g.freed_tables(), 0);
+/// use pgtable_core::{Gather, HostMemory, Iova, PageTable, PhysAddr, Prot};
+/// # use pgtable_core::testfmt::TestFormat;
+/// # let pt = PageTable::new(TestFormat::new(), std::sync::Arc::new(HostMemory::new()))?;
+/// pt.map(Iova(0x20_0000), PhysAddr(0x8000_0000), 0x20_0000, Prot::RW)?;
+/// let mut gather = Gather::new();
+/// pt.unmap(Iova(0x20_0000), 0x20_0000, &mut gather)?;
+/// assert_eq!(gather.range(), Some(Iova(0x20_0000)..=Iova(0x3f_ffff)));
+/// // ... invalidate that range in the IOTLB (and the walk caches if freed_tables() > 0),
+/// gather.release();
+/// assert!(gather.is_empty());
+/// # Ok::<(), pgtable_core::Error>(())
 /// ```
-#[must_use = "unmapped ranges must be invalidated in the IOTLB before the gather is released"]
+/// use pgtable_core::{Iova};
+#[must_use = "unmapped ranges must be invalidated in the IOTLB, then the gather released"]
 #[derive(Default)]
 pub struct Gather {
     start: u64,
     last: u64,
     has_range: bool,
     freed: u64,
+    /// Unlinked pages, per table they belong to (usually one).
+    held: Vec<Held>,
+}
+
+struct Held {
+    sink: Arc<dyn Reclaim>,
     pages: Vec<TablePage>,
-    sink: Option<Arc<dyn Reclaim>>,
 }
 
 impl fmt::Debug for Gather {
@@ -34,6 +58,7 @@ impl fmt::Debug for Gather {
         f.debug_struct("Gather")
             .field("range", &self.range())
             .field("freed_tables", &self.freed)
+            .field("tables", &self.held.len())
             .finish()
     }
 }
@@ -44,9 +69,9 @@ impl Gather {
         Self::default()
     }
 
-    /// The inclusive IOVA range `(start, last)` to invalidate, if anything was unmapped.
-    pub fn range(&self) -> Option<(u64, u64)> {
-        self.has_range.then_some((self.start, self.last))
+    /// The inclusive IOVA range to invalidate, if anything was unmapped.
+    pub fn range(&self) -> Option<RangeInclusive<Iova>> {
+        self.has_range.then_some(Iova(self.start)..=Iova(self.last))
     }
 
     /// Table pages (in granules) unlinked into this gather and not yet released. When
@@ -58,15 +83,14 @@ impl Gather {
 
     /// Whether nothing was gathered.
     pub fn is_empty(&self) -> bool {
-        !self.has_range && self.pages.is_empty()
+        !self.has_range && self.held.is_empty()
     }
 
-    /// Declares the invalidation done: the held table pages go to epoch reclamation,
-    /// and the gather is reset for reuse.
+    /// Declares the invalidation done: every held table page (of every table) goes to
+    /// epoch reclamation, and the gather is reset for reuse.
     pub fn release(&mut self) {
-        let pages = std::mem::take(&mut self.pages);
-        if let Some(sink) = self.sink.take() {
-            sink.retire(pages);
+        for h in self.held.drain(..) {
+            h.sink.retire(h.pages);
         }
         self.has_range = false;
         self.start = 0;
@@ -87,24 +111,38 @@ impl Gather {
         }
     }
 
+    /// Holds `page`, unlinked from the table whose reclamation is `sink`, until release.
     pub(crate) fn add_page(&mut self, sink: &Arc<dyn Reclaim>, page: TablePage) {
-        match &self.sink {
-            Some(s) if Arc::ptr_eq(s, sink) => {}
-            Some(_) => {
-                // Pages of another table: send those home first.
-                let old = self.sink.take().expect("checked");
-                old.retire(std::mem::take(&mut self.pages));
-                self.sink = Some(sink.clone());
-            }
-            None => self.sink = Some(sink.clone()),
-        }
         self.freed += sink.pages_of(&page);
-        self.pages.push(page);
+        if let Some(h) = self
+            .held
+            .iter_mut()
+            .rev()
+            .find(|h| Arc::ptr_eq(&h.sink, sink))
+        {
+            h.pages.push(page);
+        } else {
+            self.held.push(Held {
+                sink: sink.clone(),
+                pages: vec![page],
+            });
+        }
     }
 }
 
 impl Drop for Gather {
     fn drop(&mut self) {
-        self.release();
+        if self.is_empty() {
+            return;
+        }
+        // The invalidation may not have happened: the IOMMU may still walk the unlinked
+        // tables, so they are kept (leaked), never freed. In debug builds this is a bug
+        // report (unless we are already unwinding from another one).
+        debug_assert!(
+            std::thread::panicking(),
+            "a Gather holding {:?} and {} table pages was dropped without release()",
+            self.range(),
+            self.freed
+        );
     }
 }

@@ -8,15 +8,15 @@
 //!
 //! ```
 //! use pgtable_core::testfmt::TestFormat;
-//! use pgtable_core::{Gather, HostMemory, PageTable, Prot};
+//! use pgtable_core::{Gather, HostMemory, Iova, PageTable, PhysAddr, Prot};
 //! use std::sync::Arc;
 //!
 //! let pt = PageTable::new(TestFormat::new(), Arc::new(HostMemory::new()))?;
-//! pt.map_pages(0x10_0000, 0x8_0000_0000, 0x1000, 4, Prot::READ | Prot::WRITE)?;
-//! let t = pt.translate(0x10_2345)?;
-//! assert_eq!((t.pa, t.size, t.level), (0x8_0000_2345, 0x1000, 0));
+//! pt.map_pages(Iova(0x10_0000), PhysAddr(0x8_0000_0000), 0x1000, 4, Prot::READ | Prot::WRITE)?;
+//! let t = pt.translate(Iova(0x10_2345))?;
+//! assert_eq!((t.pa, t.size, t.level), (PhysAddr(0x8_0000_2345), 0x1000, 0));
 //! let mut gather = Gather::new();
-//! assert_eq!(pt.unmap(0x10_0000, 0x4000, &mut gather)?, 0x4000);
+//! assert_eq!(pt.unmap(Iova(0x10_0000), 0x4000, &mut gather)?, 0x4000);
 //! // ... invalidate gather.range() in the IOTLB, then:
 //! gather.release();
 //! # Ok::<(), pgtable_core::Error>(())
@@ -29,7 +29,7 @@
 //! 1. **Mutators on disjoint ranges run concurrently, lock-free.** `map*` and `unmap*`
 //!    on disjoint IOVA ranges may run at the same time from any threads. A missing
 //!    table level is installed by compare-exchange from empty with release ordering;
-//!    the loser of a race frees its (never published) page at once and continues
+//!    the loser of a race keeps its (never published) page for later and continues
 //!    through the winner's table. A table is detached by compare-exchange from its
 //!    table entry to empty, so of two racing detaches exactly one owns (and frees) the
 //!    page. Leaves are written with release stores after checking the entry is empty.
@@ -38,15 +38,21 @@
 //!    [`PageTable::info`] take no lock and may overlap any mutation. Each entry is one
 //!    atomic 64-bit word read with acquire ordering, so a reader sees it either before
 //!    or after a change, never torn.
-//! 3. **No reader touches a freed page.** Readers and mutators are pinned in
-//!    crossbeam-epoch while they hold table pointers. A table level is unlinked only when
-//!    one unmap removes every leaf in its whole span (or a larger `map` replaces an
-//!    empty subtree); the unlinked pages go into the caller's [`Gather`] and reach the
-//!    epoch collector only when the gather is released (after the caller's IOTLB
-//!    invalidation, because the IOMMU may still walk them), and are freed only after
-//!    every thread pinned at that point has unpinned. Dropping the table frees
-//!    everything at once, including pages still waiting for the epoch (no reader can
-//!    exist then).
+//! 3. **No page is freed before the hardware and every reader let go.** Readers and
+//!    mutators are pinned in crossbeam-epoch while they hold table pointers (a
+//!    [`TableRef`] cannot outlive its pin). A table level is unlinked only when one
+//!    unmap removes every leaf in its whole span, or a larger `map` replaces an empty
+//!    subtree. The IOMMU may still walk an unlinked page from its walk caches, so:
+//!    pages an unmap unlinks go into the caller's [`Gather`] — which may hold the pages
+//!    of several tables, of any formats — and reach the epoch only when the caller
+//!    releases it after the IOTLB invalidation; pages the library unlinks on its own (a
+//!    map replacing an empty subtree, the rollback of a failed `map`,
+//!    [`PageTable::unmap_now`]) reach it only after the table's [`FlushWalk`] hook
+//!    returned (a table without a hook is one no hardware walks). After that a page is
+//!    reused or freed only once every thread pinned at that point has unpinned.
+//!    Dropping the table frees everything at once, including pages still waiting for
+//!    the epoch (no reader can exist then); pages held by an unreleased gather stay
+//!    with the gather.
 //! 4. **Overlapping mutations are a caller bug, but memory safe.** Their mapping result
 //!    is unspecified (a mapping may be lost or a table page leaked), yet every free
 //!    still goes through exactly one successful compare-exchange (or swap) of the entry
@@ -54,8 +60,19 @@
 //!    no double free and no crash. The safe API relies on this.
 //! 5. **Cost.** Each call pins once (a few nanoseconds); a [`Session`] pins once for a
 //!    batch. Mapping into existing tables and unmapping leaves neither allocate nor lock.
-//!    Releasing a gather that holds table pages takes a short per-table lock to register
-//!    the batch (that is what lets drop reclaim synchronously).
+//!    Reclamation stays off that path: a gather release becomes one deferred closure
+//!    that moves its pages, as one batch, into the table's page cache, from which new
+//!    tables are taken; the cache's surplus goes back to the memory in later releases,
+//!    a bounded amount each time.
+//!
+//! ## Safety by construction
+//! Safe code cannot make the walker touch memory that is not a live table page:
+//! [`Format`] and [`TableMemory`] are `unsafe trait`s (their promises are what the
+//! walker's safety rests on), each table page is checked when it is installed (the
+//! format must encode its address and decode it back, the memory must map it back, or
+//! the map fails with [`Error::TableUnencodable`] / [`Error::TableUnreachable`] and the
+//! page is given back), and foreign tables can only be viewed in memory that checks
+//! every address ([`ViewMemory`]).
 //!
 //! A gather belongs to one thread at a time (it is `Send`, not shared).
 //!
@@ -69,25 +86,41 @@
 
 #![warn(missing_docs)]
 
+mod addr;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod detach;
 mod dump;
 mod error;
+mod flush;
+mod foreign;
 mod format;
 mod gather;
+mod geometry;
+mod level;
 mod map;
 mod memory;
 mod prot;
 mod reclaim;
+mod session;
 pub mod sync;
 mod table;
 pub mod testfmt;
 mod unmap;
+mod walk;
 
-pub use error::{Error, Result};
-pub use format::{Entry, Fault, Format, Geometry, HwInfo};
+pub use addr::{Iova, PhysAddr};
+pub use error::{ConfigError, Error, Result};
+pub use flush::FlushWalk;
+pub use foreign::ForeignTable;
+pub use format::{Entry, Fault, Format, HwInfo, OwnEntry};
 pub use gather::Gather;
+pub use geometry::{Geometry, MAX_LEVELS};
+pub use level::TableRef;
 pub use map::page_runs;
-pub use memory::{ArenaMemory, ArenaStats, HostMemory, TableMemory, TablePage};
+pub use memory::{ArenaMemory, ArenaStats, HostMemory, TableMemory, TablePage, ViewMemory};
 pub use prot::Prot;
-pub use table::{ForeignTable, PageTable, Session, SharedTable, TableInfo, Translation};
+pub use reclaim::DEFAULT_PAGE_CACHE_BYTES;
+pub use session::Session;
+pub use table::{PageTable, PageTableBuilder, TableInfo};
+pub use walk::{SharedTable, Translation};

@@ -1,21 +1,29 @@
-//! The one place the walker's atomics and locks come from.
+//! The one place the walker's atomics, locks and epoch come from.
 //!
-//! Under `cfg(loom)` these are loom's model-checked types, so the install / detach /
-//! retire protocol can be explored exhaustively by `tests/loom.rs`; otherwise they are
-//! `std`'s. Nothing else in the crate names `std::sync::atomic` directly.
+//! Under `cfg(loom)` these are loom's model-checked types, and crossbeam-epoch runs on
+//! loom too (its own `crossbeam_loom` support), so `tests/loom.rs` explores the install /
+//! detach / retire / reclaim protocol exhaustively, reclamation included. Otherwise they
+//! are `std`'s and crossbeam-epoch's global collector. Nothing else in the crate names
+//! `std::sync::atomic` directly.
+
+#[cfg(all(loom, not(crossbeam_loom)))]
+compile_error!(
+    "the loom models need crossbeam-epoch on loom too: \
+     RUSTFLAGS=\"--cfg loom --cfg crossbeam_loom\""
+);
 
 #[cfg(loom)]
 pub(crate) use loom::sync::Mutex;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::Mutex;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Locks a mutex, ignoring poisoning: every critical section in this crate leaves its
-/// data consistent even if a panic unwinds through it (they only push or drain vectors).
+/// data consistent even if a panic unwinds through it (they only push, pop or drain).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
     #[cfg(not(loom))]
     {
@@ -27,25 +35,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ 
     }
 }
 
-/// Epoch reclamation.
-///
-/// Outside loom this is crossbeam-epoch's global collector. Under loom, a guard is a
-/// token and nothing is reclaimed before the table is dropped (loom cannot model
-/// crossbeam's own internals, which crossbeam checks itself); the loom model checks
-/// that the *protocol* never frees a page a reader can still reach and never frees
-/// one twice.
+/// Epoch reclamation: crossbeam-epoch's default collector (on loom under `cfg(loom)`).
 pub mod epoch {
-    #[cfg(not(loom))]
     pub use crossbeam_epoch::{Guard, pin};
-
-    /// Model-checking stand-in for a pinned epoch guard.
-    #[cfg(loom)]
-    #[derive(Debug)]
-    pub struct Guard(());
-
-    /// Model-checking stand-in for `crossbeam_epoch::pin`.
-    #[cfg(loom)]
-    pub fn pin() -> Guard {
-        Guard(())
-    }
 }

@@ -4,7 +4,7 @@
 //! default, 4K / 2M / 1G leaves. Entry bits: 0 present, 1 read, 2 write, 3 cache,
 //! 4 noexec, 5 mmio, 6 priv, 7 leaf above level 0, 12..52 address, 52 contiguous hint.
 
-use crate::{Entry, Fault, Format, Geometry, HwInfo, Prot};
+use crate::{Entry, Fault, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
 
 const P: u64 = 1;
 const PS: u64 = 1 << 7;
@@ -75,7 +75,10 @@ impl TestFormat {
     }
 }
 
-impl Format for TestFormat {
+// SAFETY: a table entry is `pa | P` without PS (decode and own_entry give `pa` back for
+// any 4K-aligned pa below 2^52, refused otherwise by the install check); a leaf always has
+// PS above level 0, and at level 0 nothing is a table, so no leaf classifies as a table.
+unsafe impl Format for TestFormat {
     fn geometry(&self) -> Geometry {
         if self.tiny {
             return Geometry::new(2, 5, 2, 2, 9, self.oas, 1 << 5);
@@ -120,7 +123,12 @@ impl Format for TestFormat {
         }
         let pa = raw & ADDR;
         if level == 0 || raw & PS != 0 {
-            let span_mask = (1u64 << (12 + 9 * level)) - 1;
+            let shift = if self.tiny {
+                5 + 2 * level
+            } else {
+                12 + 9 * level
+            };
+            let span_mask = (1u64 << shift) - 1;
             if pa & span_mask != 0 || level > 2 {
                 return Entry::Fault(Fault::Reserved {
                     raw,
@@ -128,9 +136,24 @@ impl Format for TestFormat {
                 });
             }
             let prot = Prot::from_bits_truncate(((raw >> PROT_SHIFT) & 0x3f) as u32);
-            return Entry::Leaf { pa, prot };
+            return Entry::Leaf {
+                pa,
+                size: span_mask + 1,
+                prot,
+            };
         }
         Entry::Table(pa)
+    }
+
+    #[inline(always)]
+    fn own_entry(&self, raw: u64, level: u32) -> OwnEntry {
+        if raw == 0 {
+            OwnEntry::Empty
+        } else if level == 0 || raw & PS != 0 {
+            OwnEntry::Leaf
+        } else {
+            OwnEntry::Table(raw & ADDR)
+        }
     }
 
     #[inline(always)]
@@ -145,7 +168,7 @@ impl Format for TestFormat {
 
     fn hw_info(&self, root_phys: u64) -> HwInfo {
         HwInfo {
-            root_phys,
+            root_phys: PhysAddr(root_phys),
             regs: [root_phys, self.levels as u64, 0, 0],
         }
     }

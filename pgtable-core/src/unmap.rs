@@ -1,13 +1,19 @@
 //! Unmapping: clear leaves, detach whole tables by compare-exchange into the gather.
 
+use crate::addr::Iova;
 use crate::error::{Error, Result};
-use crate::format::{Entry, Format};
+use crate::format::Format;
 use crate::gather::Gather;
+use crate::level::Level;
 use crate::memory::TableMemory;
 use crate::sync::Ordering;
-use crate::sync::epoch::{self, Guard};
-use crate::table::{PageTable, entry};
+use crate::sync::epoch;
+use crate::table::PageTable;
+use crate::walk::{Class, OwnTables, Step, Visit, Walker};
+use std::ops::ControlFlow;
 use std::ptr::NonNull;
+
+type Own<'g, F, M> = Walker<'g, F, OwnTables<'g, M>>;
 
 impl<F: Format, M: TableMemory> PageTable<F, M> {
     /// Unmaps `pgcount` pages of `pgsize` from `iova`; returns the bytes unmapped.
@@ -15,7 +21,8 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
     /// No splitting: a range starting inside a larger leaf unmaps nothing; a range
     /// ending inside a larger leaf removes that whole leaf and counts its length; the
     /// unmap stops at the first hole. A table whose whole span this call unmaps is
-    /// detached into `gather` (freed after the gather is released and readers unpin).
+    /// detached into `gather`, which holds its pages until released (after the IOTLB
+    /// invalidation).
     ///
     /// # Errors
     /// Bad arguments ([`Error::UnsupportedSize`], [`Error::Misaligned`],
@@ -23,13 +30,13 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
     #[inline]
     pub fn unmap_pages(
         &self,
-        iova: u64,
+        iova: Iova,
         pgsize: u64,
         pgcount: u64,
         gather: &mut Gather,
     ) -> Result<u64> {
         let g = epoch::pin();
-        self.unmap_pages_in(&g, iova, pgsize, pgcount, gather)
+        self.unmap_pages_in(&self.walker(&g), iova.0, pgsize, pgcount, gather)
     }
 
     /// Unmaps `[iova, iova + len)`, whatever the page sizes; see
@@ -37,14 +44,29 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
     ///
     /// # Errors
     /// `iova` and `len` must be granule aligned and inside the input address space.
-    pub fn unmap(&self, iova: u64, len: u64, gather: &mut Gather) -> Result<u64> {
+    pub fn unmap(&self, iova: Iova, len: u64, gather: &mut Gather) -> Result<u64> {
         let g = epoch::pin();
-        self.unmap_in(&g, iova, len, gather)
+        self.unmap_in(&self.walker(&g), iova.0, len, gather)
+    }
+
+    /// [`PageTable::unmap`] without a gather: when the table has a flush hook it is
+    /// called once for the unmapped range, then the unlinked tables go to epoch
+    /// reclamation (as the C API's unmap with a NULL gather). Without a hook nothing
+    /// invalidates the IOTLB: for tables no hardware walks.
+    ///
+    /// # Errors
+    /// As [`PageTable::unmap`].
+    pub fn unmap_now(&self, iova: Iova, len: u64) -> Result<u64> {
+        let g = epoch::pin();
+        let mut gather = Gather::new();
+        let r = self.unmap_in(&self.walker(&g), iova.0, len, &mut gather);
+        self.flush_and_release(gather);
+        r
     }
 
     pub(crate) fn unmap_pages_in(
         &self,
-        g: &Guard,
+        w: &Own<'_, F, M>,
         iova: u64,
         pgsize: u64,
         pgcount: u64,
@@ -55,16 +77,16 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             .ok_or(Error::UnsupportedSize(pgsize))?;
         Self::check_aligned("iova", iova, pgsize)?;
         let len = pgsize.checked_mul(pgcount).ok_or(Error::IovaRange {
-            start: iova,
-            end: u64::MAX,
+            start: Iova(iova),
+            len: u64::MAX,
             bits: self.geo.va_bits,
         })?;
-        self.unmap_range(g, iova, len, gather)
+        self.unmap_range(w, iova, len, gather)
     }
 
     pub(crate) fn unmap_in(
         &self,
-        g: &Guard,
+        w: &Own<'_, F, M>,
         iova: u64,
         len: u64,
         gather: &mut Gather,
@@ -72,11 +94,17 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         let gran = self.geo.granule();
         Self::check_aligned("iova", iova, gran)?;
         Self::check_aligned("length", len, gran)?;
-        self.unmap_range(g, iova, len, gather)
+        self.unmap_range(w, iova, len, gather)
     }
 
     #[inline(always)]
-    fn unmap_range(&self, g: &Guard, iova: u64, len: u64, gather: &mut Gather) -> Result<u64> {
+    pub(crate) fn unmap_range(
+        &self,
+        w: &Own<'_, F, M>,
+        iova: u64,
+        len: u64,
+        gather: &mut Gather,
+    ) -> Result<u64> {
         let end = self.check_iova(iova, len)?;
         if len == 0 {
             return Ok(0);
@@ -84,150 +112,196 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         // Descend without recursion while the range lies inside one entry's span without
         // covering all of it: only that entry can change at this level, and none of its
         // tables can be freed (the common single-page case goes straight to the leaf).
-        let mut table = self.root.virt;
-        let mut level = self.geo.top();
-        while level > 0 {
-            let span = self.geo.entry_span(level);
+        let mut at = w.root();
+        while at.level > 0 {
+            let span = at.span();
             let base = iova & !(span - 1);
             if end > base + span || (iova == base && end == base + span) {
                 break;
             }
-            // SAFETY: `table` is the root or was reached under the pin `g`.
-            let raw = unsafe { entry(table, self.geo.index(iova, level)) }.load(Ordering::Acquire);
-            match self.fmt.decode(raw, level) {
-                Entry::Table(pa) => match self.table_at(pa, level - 1) {
-                    Some(child) => {
-                        table = child;
-                        level -= 1;
-                    }
+            let idx = at.index(iova);
+            let raw = at.entry(idx).load(Ordering::Acquire);
+            match w.classify(raw, at.level) {
+                Class::Table(pa) => match w.child(&at, idx, pa) {
+                    Some(child) => at = child,
                     None => return Ok(0),
                 },
-                Entry::Leaf { .. } => break,
-                _ => return Ok(0),
+                Class::Leaf => break,
+                Class::Empty | Class::Bad(_) => return Ok(0),
             }
         }
-        let mut cur = iova;
-        self.unmap_table(g, table, level, &mut cur, end, gather);
-        Ok(cur - iova)
+        let mut v = Unmap {
+            pt: self,
+            start: iova,
+            cur: iova,
+            end,
+            gather,
+        };
+        let _ = w.for_each(&at, iova, end - 1, &mut v);
+        Ok(v.cur - iova)
+    }
+}
+
+/// The unmap traversal: clears leaves from `start` on, stops at the first hole or at a
+/// leaf that starts before `cur`, and detaches every table whose span it emptied.
+struct Unmap<'p, 'a, F: Format, M: TableMemory> {
+    pt: &'p PageTable<F, M>,
+    start: u64,
+    /// Everything in `[start, cur)` is unmapped.
+    cur: u64,
+    end: u64,
+    gather: &'a mut Gather,
+}
+
+impl<'g, F: Format, M: TableMemory> Visit<'g, F, OwnTables<'g, M>> for Unmap<'_, '_, F, M> {
+    type Break = ();
+
+    #[inline(always)]
+    fn entry(
+        &mut self,
+        w: &Own<'g, F, M>,
+        at: &Level<'g>,
+        idx: usize,
+        raw: u64,
+        class: Class,
+    ) -> ControlFlow<(), Step<'g>> {
+        match class {
+            Class::Leaf => self.leaves(w, at, idx, raw),
+            Class::Table(pa) => match w.child(at, idx, pa) {
+                Some(child) => ControlFlow::Continue(Step::Descend(child)),
+                None => ControlFlow::Break(()),
+            },
+            Class::Empty | Class::Bad(_) => ControlFlow::Break(()),
+        }
     }
 
-    /// Unmaps from `*cur` towards `end` inside `table` (of `level`), advancing `*cur`
-    /// past what it removed. Returns false when it stopped early (a hole, or a start
-    /// inside a larger leaf).
-    // The guard is never read: taking it proves the caller holds an epoch pin.
-    #[allow(clippy::only_used_in_recursion)]
-    fn unmap_table(
-        &self,
-        g: &Guard,
-        table: NonNull<u8>,
-        level: u32,
-        cur: &mut u64,
-        end: u64,
-        gather: &mut Gather,
-    ) -> bool {
-        let span = self.geo.entry_span(level);
-        let n = self.geo.entries(level);
-        let mut idx = self.geo.index(*cur, level);
-        while *cur < end && idx < n {
-            // SAFETY: `table` is the root or was reached under the pin `g`; idx < n.
-            let e = unsafe { entry(table, idx) };
-            let raw = e.load(Ordering::Acquire);
-            let base = *cur & !(span - 1);
-            match self.fmt.decode(raw, level) {
-                Entry::Leaf { .. } => {
-                    if *cur != base {
-                        return false;
-                    }
-                    let contig = self.fmt.contig_entries(level);
-                    if contig > 1 && raw & self.fmt.contig_bit() != 0 {
-                        self.break_group(table, idx, contig, base, end, span, gather);
-                    }
-                    e.store(0, Ordering::Release);
-                    // The common case is a run of plain leaves: clear it in a tight loop
-                    // and record it once.
-                    let first = idx;
-                    let mut next = base + span;
-                    idx += 1;
-                    while idx < n && next < end {
-                        // SAFETY: as above; idx < n.
-                        let e = unsafe { entry(table, idx) };
-                        let raw = e.load(Ordering::Acquire);
-                        let plain = contig == 1 || raw & self.fmt.contig_bit() == 0;
-                        // At level 0 every entry this table wrote is empty (0) or a
-                        // leaf, so the full decode is needed only above it.
-                        if raw == 0
-                            || !plain
-                            || (level > 0
-                                && !matches!(self.fmt.decode(raw, level), Entry::Leaf { .. }))
-                        {
-                            break;
-                        }
-                        e.store(0, Ordering::Release);
-                        next += span;
-                        idx += 1;
-                    }
-                    if let Some(p) = NonNull::new(table.as_ptr().wrapping_add(first * 8)) {
-                        self.shared.mem.clean(p, (idx - first) * 8);
-                    }
-                    gather.add_range(base, next - base);
-                    *cur = next;
-                    continue;
+    fn leave(
+        &mut self,
+        w: &Own<'g, F, M>,
+        at: &Level<'g>,
+        idx: usize,
+        raw: u64,
+        child: &Level<'g>,
+    ) -> ControlFlow<()> {
+        let base = at.iova(idx);
+        let span = at.span();
+        // Every leaf of the span was removed by this call: unlink the table. The
+        // compare-exchange makes exactly one thread the owner of the pages even if
+        // overlapping (buggy) callers race here.
+        if self.start <= base
+            && self.cur >= base + span
+            && at
+                .entry(idx)
+                .compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.pt
+                .shared
+                .mem
+                .clean(NonNull::from(at.entry(idx)).cast(), 8);
+            if let Some(pa) = w.classify(raw, at.level).table() {
+                for page in self.pt.detached_pages(w, child, pa) {
+                    self.gather.add_page(&self.pt.sink, page);
                 }
-                Entry::Table(pa) if level > 0 => {
-                    let Some(child) = self.table_at(pa, level - 1) else {
-                        return false;
-                    };
-                    let whole = *cur == base && end - base >= span;
-                    if !self.unmap_table(g, child, level - 1, cur, end, gather) {
-                        return false;
-                    }
-                    // Every leaf of the span was removed by this call: unlink the table.
-                    // The compare-exchange makes exactly one thread the owner of the page
-                    // even if overlapping (buggy) callers race here.
-                    if whole
-                        && *cur >= base + span
-                        && e.compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire)
-                            .is_ok()
-                    {
-                        self.shared.mem.clean(NonNull::from(e).cast(), 8);
-                        let pages = self.detached_pages(child, pa, level - 1);
-                        for p in pages {
-                            gather.add_page(&self.sink, p);
-                        }
-                        gather.add_range(base, span);
-                    }
-                }
-                _ => return false,
             }
-            idx += 1;
+            self.gather.add_range(base, span);
         }
-        true
+        ControlFlow::Continue(())
+    }
+}
+
+impl<'g, F: Format, M: TableMemory> Unmap<'_, '_, F, M> {
+    /// Clears the leaf at `idx` and the plain leaves after it, up to the range's end.
+    #[inline(always)]
+    fn leaves(
+        &mut self,
+        w: &Own<'g, F, M>,
+        at: &Level<'g>,
+        idx: usize,
+        raw: u64,
+    ) -> ControlFlow<(), Step<'g>> {
+        let level = at.level;
+        let span = at.span();
+        let base = at.iova(idx);
+        if w.geo.has_runs(level) {
+            let Some(leaf) = w.leaf(raw, level) else {
+                return ControlFlow::Break(());
+            };
+            if leaf.size > span {
+                return self.run(at, idx, leaf.size);
+            }
+        }
+        if self.cur != base {
+            return ControlFlow::Break(()); // the range starts inside a larger leaf
+        }
+        let contig = w.fmt.contig_entries(level);
+        let bit = w.fmt.contig_bit();
+        if contig > 1 && raw & bit != 0 {
+            self.break_group(at, idx, contig, bit);
+        }
+        at.entry(idx).store(0, Ordering::Release);
+        // The common case is a run of plain leaves: clear it in a tight loop and record
+        // it once. At level 0 of a format without runs, every entry this table wrote is
+        // empty (0) or a plain leaf, so no classification is needed there.
+        let plain_below = level == 0 && !w.geo.has_runs(0);
+        let mut next = base + span;
+        let mut j = idx + 1;
+        while j < at.len() && next < self.end {
+            let raw = at.entry(j).load(Ordering::Acquire);
+            if raw == 0
+                || (contig > 1 && raw & bit != 0)
+                || (!plain_below
+                    && (w.classify(raw, level) != Class::Leaf || w.geo.has_runs(level)))
+            {
+                break;
+            }
+            at.entry(j).store(0, Ordering::Release);
+            next += span;
+            j += 1;
+        }
+        self.pt
+            .shared
+            .mem
+            .clean(NonNull::from(at.entry(idx)).cast(), (j - idx) * 8);
+        self.gather.add_range(base, next - base);
+        self.cur = next;
+        ControlFlow::Continue(Step::Next(j - idx))
+    }
+
+    /// Clears a leaf run of `size` bytes whose entries include `idx`.
+    #[cold]
+    fn run(&mut self, at: &Level<'g>, idx: usize, size: u64) -> ControlFlow<(), Step<'g>> {
+        let k = (size >> at.shift) as usize;
+        let first = Level::group_start(idx, k);
+        let page = at.iova(first);
+        if self.cur != page {
+            return ControlFlow::Break(()); // the range starts inside the page
+        }
+        for j in first..first + k {
+            at.entry(j).store(0, Ordering::Release);
+        }
+        self.pt
+            .shared
+            .mem
+            .clean(NonNull::from(at.entry(first)).cast(), k * 8);
+        self.gather.add_range(page, size);
+        self.cur = page + size;
+        ControlFlow::Continue(Step::Next(first + k - idx))
     }
 
     /// Before part of a contiguous group is unmapped, rewrites every entry of the group
-    /// without the hint (break-before-make order: the group is never left partly marked)
-    /// and widens the invalidation to the whole group.
-    #[allow(clippy::too_many_arguments)]
-    fn break_group(
-        &self,
-        table: NonNull<u8>,
-        idx: usize,
-        contig: usize,
-        base: u64,
-        end: u64,
-        span: u64,
-        gather: &mut Gather,
-    ) {
-        let first = idx & !(contig - 1);
-        let group_base = base - (idx - first) as u64 * span;
-        let group_len = span * contig as u64;
-        if first == idx && end - base >= group_len {
+    /// without the hint (so the group is never left partly marked) and widens the
+    /// invalidation to the whole group.
+    #[cold]
+    fn break_group(&mut self, at: &Level<'g>, idx: usize, contig: usize, bit: u64) {
+        let first = Level::group_start(idx, contig);
+        let group_base = at.iova(first);
+        let group_len = at.span() * contig as u64;
+        if first == idx && self.end - group_base >= group_len {
             return; // the whole group goes: nothing to rewrite
         }
-        let bit = self.fmt.contig_bit();
         for i in first..first + contig {
-            // SAFETY: `table` is live under the caller's pin; the group lies in the table.
-            let e = unsafe { entry(table, i) };
+            let e = at.entry(i);
             let mut v = e.load(Ordering::Acquire);
             // Another thread may be unmapping its own part of the group: never resurrect
             // an entry it cleared.
@@ -238,9 +312,10 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                 }
             }
         }
-        if let Some(p) = NonNull::new(table.as_ptr().wrapping_add(first * 8)) {
-            self.shared.mem.clean(p, contig * 8);
-        }
-        gather.add_range(group_base, group_len);
+        self.pt
+            .shared
+            .mem
+            .clean(NonNull::from(at.entry(first)).cast(), contig * 8);
+        self.gather.add_range(group_base, group_len);
     }
 }

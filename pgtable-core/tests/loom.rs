@@ -1,15 +1,18 @@
 //! Loom models of the table protocol: install by compare-exchange, detach by
-//! compare-exchange, and retire-through-the-gather. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p pgtable-core --test loom --release`.
+//! compare-exchange, retire through the gather, and reclamation itself: crossbeam-epoch
+//! runs on loom too (its `crossbeam_loom` support), so the deferred closures that move
+//! released pages into the page cache run inside the model, whenever the epoch can
+//! advance. Run with
+//! `RUSTFLAGS="--cfg loom --cfg crossbeam_loom" cargo test -p pgtable-core --test loom --release`.
 //!
-//! Under loom, reclamation holds every retired page until the table drops (see
-//! `pgtable_core::sync::epoch`), and this memory poisons a page when it is freed and
-//! counts frees, so a protocol that freed a reachable page early, or twice, fails here.
+//! Reclaimed pages are poisoned while they wait in the page cache, and this memory
+//! poisons a page when it is freed and counts frees, so a protocol that let a reader
+//! reach a reclaimed page, or freed a page twice, fails here.
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicU64, Ordering};
 use pgtable_core::testfmt::TestFormat;
-use pgtable_core::{Error, Gather, PageTable, Prot, TableMemory, TablePage};
+use pgtable_core::{Error, Gather, Iova, PageTable, PhysAddr, Prot, TableMemory, TablePage};
 use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
@@ -73,10 +76,10 @@ fn unsafe_ptr(entries: &[AtomicU64], byte_off: usize) -> *mut u8 {
 }
 
 /// Bound preemptions (the races of interest need at most two) and allow the larger
-/// number of branches the table walks produce.
+/// number of branches the table walks and the epoch produce.
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    b.max_branches = 100_000;
+    b.max_branches = 1_000_000;
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(2);
     }
@@ -98,46 +101,107 @@ fn racing_mutators_install_one_table_level() {
         let pt = Arc::new(two_level(&mem));
         let t = {
             let pt = pt.clone();
-            loom::thread::spawn(move || pt.map_pages(0, 0x8000, PG, 1, Prot::RW).unwrap())
+            loom::thread::spawn(move || {
+                pt.map_pages(Iova(0), PhysAddr(0x8000), PG, 1, Prot::RW)
+                    .unwrap()
+            })
         };
-        pt.map_pages(PG, 0x9000, PG, 1, Prot::RW).unwrap();
+        pt.map_pages(Iova(PG), PhysAddr(0x9000), PG, 1, Prot::RW)
+            .unwrap();
         t.join().unwrap();
-        assert_eq!(pt.iova_to_phys(0), Some(0x8000));
-        assert_eq!(pt.iova_to_phys(PG), Some(0x9000));
-        // The loser freed its page at once: root + one table.
-        assert_eq!(pt.info().table_pages, 2);
-        assert_eq!(mem.live(), 2);
+        assert_eq!(pt.iova_to_phys(Iova(0)), Some(PhysAddr(0x8000)));
+        assert_eq!(pt.iova_to_phys(Iova(PG)), Some(PhysAddr(0x9000)));
+        // One table was installed; the loser's page was kept in the cache.
+        let info = pt.info();
+        assert_eq!(info.table_pages - info.cached_pages, 2);
+        assert_eq!(mem.live() as u64, info.table_pages);
         drop(pt);
         assert_eq!(mem.live(), 0);
     });
 }
 
 #[test]
-fn reader_walks_through_a_table_being_detached() {
+fn reader_walks_through_a_table_being_detached_and_reclaimed() {
     model(|| {
         let mem = Arc::new(LoomMemory::default());
         let pt = Arc::new(two_level(&mem));
         let span = ENTRIES * PG;
         // The tiny format keeps output addresses 4 KiB aligned: one page per call.
         for i in 0..ENTRIES {
-            pt.map_pages(i * PG, 0x100_0000 + i * 0x1000, PG, 1, Prot::RW)
-                .unwrap();
+            pt.map_pages(
+                Iova(i * PG),
+                PhysAddr(0x100_0000 + i * 0x1000),
+                PG,
+                1,
+                Prot::RW,
+            )
+            .unwrap();
         }
         let reader = {
             let pt = pt.clone();
-            loom::thread::spawn(move || match pt.translate(2 * PG + 5) {
-                Ok(t) => assert_eq!(t.pa, 0x100_2000 + 5, "reader saw a freed page"),
+            loom::thread::spawn(move || match pt.translate(Iova(2 * PG + 5)) {
+                Ok(t) => assert_eq!(
+                    t.pa,
+                    PhysAddr(0x100_2000 + 5),
+                    "reader saw a reclaimed page"
+                ),
                 Err(Error::NotMapped(_)) => {}
                 Err(e) => panic!("reader saw {e}"),
             })
         };
         let mut g = Gather::new();
-        assert_eq!(pt.unmap(0, span, &mut g).unwrap(), span);
+        assert_eq!(pt.unmap(Iova(0), span, &mut g).unwrap(), span);
         assert_eq!(g.freed_tables(), 1);
+        // Release (the deferred closure may run now or later, when the reader unpinned).
         g.release();
         reader.join().unwrap();
-        assert_eq!(pt.iova_to_phys(2 * PG), None);
+        assert_eq!(pt.iova_to_phys(Iova(2 * PG)), None);
         drop(pt);
+        assert_eq!(mem.live(), 0);
+    });
+}
+
+#[test]
+fn a_gather_over_two_tables_frees_nothing_before_release() {
+    model(|| {
+        let mem = Arc::new(LoomMemory::default());
+        let a = two_level(&mem);
+        let b = two_level(&mem);
+        for pt in [&a, &b] {
+            for i in 0..ENTRIES {
+                pt.map_pages(
+                    Iova(i * PG),
+                    PhysAddr(0x10_0000 + i * 0x1000),
+                    PG,
+                    1,
+                    Prot::RW,
+                )
+                .unwrap();
+            }
+        }
+        let before = mem.live();
+        let mut g = Gather::new();
+        // Concurrent pins and unpins on another thread let the epoch advance.
+        let churn = loom::thread::spawn(|| {
+            for _ in 0..2 {
+                let guard = pgtable_core::sync::epoch::pin();
+                guard.flush();
+            }
+        });
+        assert_eq!(
+            a.unmap(Iova(0), ENTRIES * PG, &mut g).unwrap(),
+            ENTRIES * PG
+        );
+        assert_eq!(
+            b.unmap(Iova(0), ENTRIES * PG, &mut g).unwrap(),
+            ENTRIES * PG
+        );
+        assert_eq!(g.freed_tables(), 2);
+        churn.join().unwrap();
+        assert_eq!(mem.live(), before, "a page was freed before the release");
+        g.release();
+        drop(a);
+        drop(b);
         assert_eq!(mem.live(), 0);
     });
 }
@@ -148,20 +212,23 @@ fn racing_detaches_free_a_table_once() {
         let mem = Arc::new(LoomMemory::default());
         let pt = Arc::new(two_level(&mem));
         let span = ENTRIES * PG;
-        pt.map_pages(0, 0, PG, ENTRIES, Prot::RW).unwrap();
+        pt.map_pages(Iova(0), PhysAddr(0), PG, ENTRIES, Prot::RW)
+            .unwrap();
         // Overlapping unmaps are a caller bug, but must stay memory safe.
         let other = {
             let pt = pt.clone();
             loom::thread::spawn(move || {
                 let mut g = Gather::new();
-                let n = pt.unmap(0, span, &mut g).unwrap();
-                (n, g.freed_tables())
+                let n = pt.unmap(Iova(0), span, &mut g).unwrap();
+                let freed = g.freed_tables();
+                g.release();
+                (n, freed)
             })
         };
         let mut g = Gather::new();
-        let mine = pt.unmap(0, span, &mut g).unwrap();
+        let mine = pt.unmap(Iova(0), span, &mut g).unwrap();
         let freed_here = g.freed_tables();
-        drop(g);
+        g.release();
         let (theirs, freed_there) = other.join().unwrap();
         assert!(mine + theirs >= span);
         assert!(freed_here + freed_there <= 1, "both detached the table");

@@ -2,7 +2,7 @@
 
 use pgtable_core::testfmt::TestFormat;
 use pgtable_core::{
-    ArenaMemory, Error, Gather, HostMemory, PageTable, Prot, Translation, page_runs,
+    ArenaMemory, Error, Gather, HostMemory, Iova, PageTable, PhysAddr, Prot, Translation, page_runs,
 };
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use std::ops::ControlFlow;
@@ -24,7 +24,7 @@ fn table() -> Pt {
 
 fn leaves(pt: &Pt) -> Vec<Translation> {
     let mut v = Vec::new();
-    pt.walk(0, 0, |t| {
+    pt.walk(.., |t| {
         v.push(*t);
         ControlFlow::<()>::Continue(())
     })
@@ -32,15 +32,15 @@ fn leaves(pt: &Pt) -> Vec<Translation> {
     v
 }
 
-/// Waits (bounded) until reclamation has brought the live page count down to `want`.
+/// Waits (bounded) until reclamation has moved `want` pages into the page cache.
 fn settle(pt: &Pt, want: u64) -> u64 {
     for _ in 0..10_000 {
-        if pt.info().table_pages == want {
+        if pt.info().cached_pages == want {
             break;
         }
         crossbeam_epoch_flush();
     }
-    pt.info().table_pages
+    pt.info().cached_pages
 }
 
 fn crossbeam_epoch_flush() {
@@ -52,33 +52,35 @@ fn crossbeam_epoch_flush() {
 #[test]
 fn map_over_a_mapping_fails_and_keeps_pages_before_it() {
     let pt = table();
-    pt.map_pages(0x3000, 0x9000, K4, 1, Prot::READ).unwrap();
+    pt.map_pages(Iova(0x3000), PhysAddr(0x9000), K4, 1, Prot::READ)
+        .unwrap();
     let before = leaves(&pt);
     let err = pt
-        .map_pages(0x1000, 0x10_0000, K4, 4, Prot::RW)
+        .map_pages(Iova(0x1000), PhysAddr(0x10_0000), K4, 4, Prot::RW)
         .unwrap_err();
     assert_eq!(
         err,
         Error::Exists {
-            iova: 0x3000,
+            iova: Iova(0x3000),
             mapped: 0x2000
         }
     );
     // Pages before the clash stay mapped, the clashing one is untouched, none after it.
-    assert_eq!(pt.iova_to_phys(0x1000), Some(0x10_0000));
-    assert_eq!(pt.iova_to_phys(0x2000), Some(0x10_1000));
-    assert_eq!(pt.translate(0x3000).unwrap().pa, 0x9000);
-    assert_eq!(pt.translate(0x3000).unwrap().prot, Prot::READ);
-    assert_eq!(pt.iova_to_phys(0x4000), None);
+    assert_eq!(pt.iova_to_phys(Iova(0x1000)), Some(PhysAddr(0x10_0000)));
+    assert_eq!(pt.iova_to_phys(Iova(0x2000)), Some(PhysAddr(0x10_1000)));
+    assert_eq!(pt.translate(Iova(0x3000)).unwrap().pa, PhysAddr(0x9000));
+    assert_eq!(pt.translate(Iova(0x3000)).unwrap().prot, Prot::READ);
+    assert_eq!(pt.iova_to_phys(Iova(0x4000)), None);
     assert_eq!(leaves(&pt).len(), before.len() + 2);
     // A larger page over a smaller one fails too, and so does a smaller one under a larger.
     assert!(matches!(
-        pt.map_pages(0, 0, M2, 1, Prot::RW),
+        pt.map_pages(Iova(0), PhysAddr(0), M2, 1, Prot::RW),
         Err(Error::Exists { mapped: 0, .. })
     ));
-    pt.map_pages(G1, G1, M2, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(G1), PhysAddr(G1), M2, 1, Prot::RW)
+        .unwrap();
     assert!(matches!(
-        pt.map_pages(G1 + K4, 0, K4, 1, Prot::RW),
+        pt.map_pages(Iova(G1 + K4), PhysAddr(0), K4, 1, Prot::RW),
         Err(Error::Exists { mapped: 0, .. })
     ));
 }
@@ -87,69 +89,82 @@ fn map_over_a_mapping_fails_and_keeps_pages_before_it() {
 fn empty_subtree_is_replaced_by_a_larger_leaf() {
     let pt = table();
     assert_eq!(pt.info().table_pages, 1);
-    pt.map_pages(G1 + 0x5000, 0, K4, 3, Prot::RW).unwrap();
+    pt.map_pages(Iova(G1 + 0x5000), PhysAddr(0), K4, 3, Prot::RW)
+        .unwrap();
     assert_eq!(pt.info().table_pages, 4); // root + PDPT + PD + PT
     // Unmap in two calls: the tables stay, empty.
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(G1 + 0x5000, K4, &mut g).unwrap(), K4);
-    assert_eq!(pt.unmap(G1 + 0x6000, 2 * K4, &mut g).unwrap(), 2 * K4);
+    assert_eq!(pt.unmap(Iova(G1 + 0x5000), K4, &mut g).unwrap(), K4);
+    assert_eq!(pt.unmap(Iova(G1 + 0x6000), 2 * K4, &mut g).unwrap(), 2 * K4);
     assert_eq!(g.freed_tables(), 0);
     g.release();
     assert_eq!(pt.info().table_pages, 4);
     // A 1G leaf replaces the empty PD (and its PT).
-    pt.map_pages(G1, 2 * G1, G1, 1, Prot::READ).unwrap();
-    let t = pt.translate(G1 + 0x5000).unwrap();
-    assert_eq!((t.pa, t.size, t.level), (2 * G1 + 0x5000, G1, 2));
+    pt.map_pages(Iova(G1), PhysAddr(2 * G1), G1, 1, Prot::READ)
+        .unwrap();
+    let t = pt.translate(Iova(G1 + 0x5000)).unwrap();
+    assert_eq!((t.pa, t.size, t.level), (PhysAddr(2 * G1 + 0x5000), G1, 2));
     assert_eq!(leaves(&pt).len(), 1);
     assert_eq!(settle(&pt, 2), 2, "the replaced PD and PT are reclaimed");
+    // Cached for new tables until trimmed.
+    assert_eq!(pt.info().table_pages, 4);
+    assert_eq!(pt.trim_page_cache(), 2);
+    assert_eq!(pt.info().table_pages, 2);
 }
 
 #[test]
 fn unmap_starting_inside_a_larger_leaf_unmaps_nothing() {
     let pt = table();
-    pt.map_pages(M2, 0, M2, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(M2), PhysAddr(0), M2, 1, Prot::RW)
+        .unwrap();
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(M2 + K4, K4, &mut g).unwrap(), 0);
-    assert_eq!(pt.unmap_pages(M2 + K4, K4, 1, &mut g).unwrap(), 0);
+    assert_eq!(pt.unmap(Iova(M2 + K4), K4, &mut g).unwrap(), 0);
+    assert_eq!(pt.unmap_pages(Iova(M2 + K4), K4, 1, &mut g).unwrap(), 0);
     assert!(g.is_empty());
-    assert_eq!(pt.iova_to_phys(M2), Some(0));
+    assert_eq!(pt.iova_to_phys(Iova(M2)), Some(PhysAddr(0)));
 }
 
 #[test]
 fn unmap_ending_inside_a_larger_leaf_removes_it_whole() {
     let pt = table();
-    pt.map_pages(M2 - K4, 0x1000, K4, 1, Prot::RW).unwrap();
-    pt.map_pages(M2, 4 * M2, M2, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(M2 - K4), PhysAddr(0x1000), K4, 1, Prot::RW)
+        .unwrap();
+    pt.map_pages(Iova(M2), PhysAddr(4 * M2), M2, 1, Prot::RW)
+        .unwrap();
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(M2 - K4, 2 * K4, &mut g).unwrap(), K4 + M2);
-    assert_eq!(g.range(), Some((M2 - K4, 2 * M2 - 1)));
+    assert_eq!(pt.unmap(Iova(M2 - K4), 2 * K4, &mut g).unwrap(), K4 + M2);
+    assert_eq!(g.range(), Some(Iova(M2 - K4)..=Iova(2 * M2 - 1)));
+    g.release();
     assert!(leaves(&pt).is_empty());
 }
 
 #[test]
 fn unmap_stops_at_the_first_hole() {
     let pt = table();
-    pt.map_pages(0, 0, K4, 2, Prot::RW).unwrap();
-    pt.map_pages(3 * K4, 0, K4, 2, Prot::RW).unwrap();
+    pt.map_pages(Iova(0), PhysAddr(0), K4, 2, Prot::RW).unwrap();
+    pt.map_pages(Iova(3 * K4), PhysAddr(0), K4, 2, Prot::RW)
+        .unwrap();
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(0, 5 * K4, &mut g).unwrap(), 2 * K4);
-    assert_eq!(g.range(), Some((0, 2 * K4 - 1)));
+    assert_eq!(pt.unmap(Iova(0), 5 * K4, &mut g).unwrap(), 2 * K4);
+    assert_eq!(g.range(), Some(Iova(0)..=Iova(2 * K4 - 1)));
     assert_eq!(leaves(&pt).len(), 2);
     // A hole at the start unmaps nothing.
-    assert_eq!(pt.unmap(2 * K4, 3 * K4, &mut g).unwrap(), 0);
+    assert_eq!(pt.unmap(Iova(2 * K4), 3 * K4, &mut g).unwrap(), 0);
     assert_eq!(leaves(&pt).len(), 2);
+    g.release();
 }
 
 #[test]
 fn whole_span_unmap_frees_the_table_into_the_gather() {
     let arena = Arc::new(ArenaMemory::new(0x1000_0000, 16 << 20));
     let pt = PageTable::new(TestFormat::new(), arena.clone()).unwrap();
-    pt.map_pages(M2, 0, K4, 512, Prot::RW).unwrap();
+    pt.map_pages(Iova(M2), PhysAddr(0), K4, 512, Prot::RW)
+        .unwrap();
     assert_eq!(arena.stats().live, 4);
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(M2, M2, &mut g).unwrap(), M2);
+    assert_eq!(pt.unmap(Iova(M2), M2, &mut g).unwrap(), M2);
     assert_eq!(g.freed_tables(), 1);
-    assert_eq!(g.range(), Some((M2, 2 * M2 - 1)));
+    assert_eq!(g.range(), Some(Iova(M2)..=Iova(2 * M2 - 1)));
     // Held by the gather: not given back before release.
     for _ in 0..100 {
         crossbeam_epoch_flush();
@@ -159,7 +174,10 @@ fn whole_span_unmap_frees_the_table_into_the_gather() {
     g.release();
     assert_eq!(g.freed_tables(), 0);
     assert_eq!(g.range(), None);
-    assert_eq!(settle(&pt, 3), 3);
+    assert_eq!(settle(&pt, 1), 1, "the PT went to the page cache");
+    assert_eq!(arena.stats().live, 4);
+    assert_eq!(pt.trim_page_cache(), 1);
+    assert_eq!(arena.stats().live, 3);
     drop(pt);
     assert_eq!(arena.stats().live, 0);
     assert_eq!(arena.stats().bad_frees, 0);
@@ -169,32 +187,36 @@ fn whole_span_unmap_frees_the_table_into_the_gather() {
 fn gather_released_after_the_table_is_dropped_frees_its_pages() {
     let arena = Arc::new(ArenaMemory::new(0x1000_0000, 16 << 20));
     let pt = PageTable::new(TestFormat::new(), arena.clone()).unwrap();
-    pt.map_pages(0, 0, K4, 512, Prot::RW).unwrap();
+    pt.map_pages(Iova(0), PhysAddr(0), K4, 512, Prot::RW)
+        .unwrap();
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(0, M2, &mut g).unwrap(), M2);
+    assert_eq!(pt.unmap(Iova(0), M2, &mut g).unwrap(), M2);
     drop(pt);
     assert_eq!(arena.stats().live, 1, "the gather still holds the PT");
-    drop(g);
+    g.release();
     assert_eq!(arena.stats().live, 0);
 }
 
 #[test]
 fn map_is_all_or_nothing() {
     let pt = table();
-    pt.map_pages(M2 + 0x10_0000, 0, K4, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(M2 + 0x10_0000), PhysAddr(0), K4, 1, Prot::RW)
+        .unwrap();
     let before = leaves(&pt);
     let pages = pt.info().table_pages;
-    let err = pt.map(0, 0, 2 * M2, Prot::RW).unwrap_err();
+    let err = pt.map(Iova(0), PhysAddr(0), 2 * M2, Prot::RW).unwrap_err();
     assert!(matches!(err, Error::Exists { mapped: 0, .. }));
     assert_eq!(leaves(&pt), before);
     assert_eq!(pt.info().table_pages, pages);
     // Out of table memory part way: rolled back too.
     let small = PageTable::new(TestFormat::new(), Arc::new(ArenaMemory::new(0, 1 << 16))).unwrap();
-    let err = small.map(0, K4, 20 * M2, Prot::RW).unwrap_err();
+    let err = small
+        .map(Iova(0), PhysAddr(K4), 20 * M2, Prot::RW)
+        .unwrap_err();
     assert!(matches!(err, Error::NoMemory { mapped: 0 }), "{err:?}");
     assert!(
         small
-            .walk(0, 0, |_| ControlFlow::Break(()))
+            .walk(.., |_| ControlFlow::Break(()))
             .unwrap()
             .is_none()
     );
@@ -205,14 +227,19 @@ fn map_picks_the_largest_page_sizes() {
     let pt = table();
     // 4K up to the 2M boundary, 2M pages, then 4K.
     assert_eq!(
-        pt.map(M2 - 2 * K4, M2 - 2 * K4, 2 * K4 + 2 * M2 + K4, Prot::RW),
+        pt.map(
+            Iova(M2 - 2 * K4),
+            PhysAddr(M2 - 2 * K4),
+            2 * K4 + 2 * M2 + K4,
+            Prot::RW
+        ),
         Ok(2 * K4 + 2 * M2 + K4)
     );
     let sizes: Vec<u64> = leaves(&pt).iter().map(|t| t.size).collect();
     assert_eq!(sizes, [K4, K4, M2, M2, K4]);
     // Different alignment of iova and pa: only 4K pages.
-    assert_eq!(pt.map(G1, G1 + K4, M2, Prot::RW), Ok(M2));
-    assert_eq!(pt.translate(G1).unwrap().size, K4);
+    assert_eq!(pt.map(Iova(G1), PhysAddr(G1 + K4), M2, Prot::RW), Ok(M2));
+    assert_eq!(pt.translate(Iova(G1)).unwrap().size, K4);
 }
 
 #[test]
@@ -254,16 +281,16 @@ fn page_size_choice_equals_brute_force() {
 #[test]
 fn bad_arguments_are_refused_and_change_nothing() {
     let pt = table();
-    pt.map_pages(0, 0, K4, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(0), PhysAddr(0), K4, 1, Prot::RW).unwrap();
     let before = leaves(&pt);
     let pages = pt.info().table_pages;
     let cases: Vec<(Result<u64, Error>, Error)> = vec![
         (
-            pt.map_pages(K4, 0, 0x2000, 1, Prot::RW),
+            pt.map_pages(Iova(K4), PhysAddr(0), 0x2000, 1, Prot::RW),
             Error::UnsupportedSize(0x2000),
         ),
         (
-            pt.map_pages(0x800, 0, K4, 1, Prot::RW),
+            pt.map_pages(Iova(0x800), PhysAddr(0), K4, 1, Prot::RW),
             Error::Misaligned {
                 what: "iova",
                 value: 0x800,
@@ -271,40 +298,43 @@ fn bad_arguments_are_refused_and_change_nothing() {
             },
         ),
         (
-            pt.map_pages(K4, 0x10, K4, 1, Prot::RW),
+            pt.map_pages(Iova(K4), PhysAddr(0x10), K4, 1, Prot::RW),
             Error::Misaligned {
                 what: "paddr",
                 value: 0x10,
                 align: K4,
             },
         ),
-        (pt.map_pages(K4, 0, K4, 1, Prot::CACHE), Error::BadProt(4)),
         (
-            pt.map_pages(1 << 48, 0, K4, 1, Prot::RW),
+            pt.map_pages(Iova(K4), PhysAddr(0), K4, 1, Prot::CACHE),
+            Error::BadProt(4),
+        ),
+        (
+            pt.map_pages(Iova(1 << 48), PhysAddr(0), K4, 1, Prot::RW),
             Error::IovaRange {
-                start: 1 << 48,
-                end: (1 << 48) + K4,
+                start: Iova(1 << 48),
+                len: K4,
                 bits: 48,
             },
         ),
         (
-            pt.map_pages((1 << 48) - K4, 0, K4, 2, Prot::RW),
+            pt.map_pages(Iova((1 << 48) - K4), PhysAddr(0), K4, 2, Prot::RW),
             Error::IovaRange {
-                start: (1 << 48) - K4,
-                end: (1 << 48) + K4,
+                start: Iova((1 << 48) - K4),
+                len: 2 * K4,
                 bits: 48,
             },
         ),
         (
-            pt.map_pages(K4, 1 << 48, K4, 1, Prot::RW),
+            pt.map_pages(Iova(K4), PhysAddr(1 << 48), K4, 1, Prot::RW),
             Error::PhysRange {
-                start: 1 << 48,
-                end: (1 << 48) + K4,
+                start: PhysAddr(1 << 48),
+                len: K4,
                 bits: 48,
             },
         ),
         (
-            pt.map(K4, 0, 0x800, Prot::RW),
+            pt.map(Iova(K4), PhysAddr(0), 0x800, Prot::RW),
             Error::Misaligned {
                 what: "length",
                 value: 0x800,
@@ -312,7 +342,7 @@ fn bad_arguments_are_refused_and_change_nothing() {
             },
         ),
         (
-            pt.unmap(0x800, K4, &mut Gather::new()),
+            pt.unmap(Iova(0x800), K4, &mut Gather::new()),
             Error::Misaligned {
                 what: "iova",
                 value: 0x800,
@@ -320,14 +350,14 @@ fn bad_arguments_are_refused_and_change_nothing() {
             },
         ),
         (
-            pt.unmap_pages(0, 0x3000, 1, &mut Gather::new()),
+            pt.unmap_pages(Iova(0), 0x3000, 1, &mut Gather::new()),
             Error::UnsupportedSize(0x3000),
         ),
         (
-            pt.unmap(1 << 48, K4, &mut Gather::new()),
+            pt.unmap(Iova(1 << 48), K4, &mut Gather::new()),
             Error::IovaRange {
-                start: 1 << 48,
-                end: (1 << 48) + K4,
+                start: Iova(1 << 48),
+                len: K4,
                 bits: 48,
             },
         ),
@@ -335,39 +365,42 @@ fn bad_arguments_are_refused_and_change_nothing() {
     for (got, want) in cases {
         assert_eq!(got, Err(want));
     }
-    assert_eq!(pt.map_pages(K4, 0, K4, 0, Prot::RW), Ok(0));
-    assert_eq!(pt.map(K4, 0, 0, Prot::RW), Ok(0));
+    assert_eq!(pt.map_pages(Iova(K4), PhysAddr(0), K4, 0, Prot::RW), Ok(0));
+    assert_eq!(pt.map(Iova(K4), PhysAddr(0), 0, Prot::RW), Ok(0));
     assert_eq!(
-        pt.translate(1 << 48),
+        pt.translate(Iova(1 << 48)),
         Err(Error::IovaRange {
-            start: 1 << 48,
-            end: 1 << 48,
+            start: Iova(1 << 48),
+            len: 1,
             bits: 48
         })
     );
-    assert_eq!(pt.translate(K4), Err(Error::NotMapped(K4)));
+    assert_eq!(pt.translate(Iova(K4)), Err(Error::NotMapped(Iova(K4))));
     assert_eq!(leaves(&pt), before);
     assert_eq!(pt.info().table_pages, pages);
     assert!(
-        pt.walk(1 << 48, K4, |_| ControlFlow::<()>::Continue(()))
-            .is_err()
+        pt.walk(Iova(1 << 48)..Iova(1 << 48) + K4, |_| {
+            ControlFlow::<()>::Continue(())
+        })
+        .is_err()
     );
 }
 
 #[test]
 fn walk_is_ascending_and_clipped_to_the_range() {
     let pt = table();
-    pt.map(0, 0, 3 * M2, Prot::RW).unwrap();
-    pt.map_pages(G1, 0, K4, 8, Prot::READ).unwrap();
+    pt.map(Iova(0), PhysAddr(0), 3 * M2, Prot::RW).unwrap();
+    pt.map_pages(Iova(G1), PhysAddr(0), K4, 8, Prot::READ)
+        .unwrap();
     let mut got = Vec::new();
-    pt.walk(M2 + K4, G1 + 2 * K4 - (M2 + K4), |t| {
-        got.push(t.iova);
+    pt.walk(Iova(M2 + K4)..Iova(G1 + 2 * K4), |t| {
+        got.push(t.iova.0);
         ControlFlow::<()>::Continue(())
     })
     .unwrap();
     assert_eq!(got, [M2, 2 * M2, G1, G1 + K4]);
-    let stopped = pt.walk(0, 0, |t| {
-        if t.iova == G1 {
+    let stopped = pt.walk(.., |t| {
+        if t.iova == Iova(G1) {
             ControlFlow::Break(t.size)
         } else {
             ControlFlow::Continue(())
@@ -379,10 +412,16 @@ fn walk_is_ascending_and_clipped_to_the_range() {
 #[test]
 fn dump_names_levels_and_prints_every_entry_on_the_path() {
     let pt = table();
-    pt.map_pages(0x1234_5000, 0x8_0000_0000, K4, 1, Prot::RW)
+    pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), K4, 1, Prot::RW)
         .unwrap();
-    pt.map_pages(0x4060_0000, 0x1_2340_0000, M2, 1, Prot::READ)
-        .unwrap();
+    pt.map_pages(
+        Iova(0x4060_0000),
+        PhysAddr(0x1_2340_0000),
+        M2,
+        1,
+        Prot::READ,
+    )
+    .unwrap();
     let text = pt.dump_string();
     let want = "\
 # test format: 4 levels, IAS 48, OAS 48, granule 0x1000, root 0x10000000
@@ -401,7 +440,7 @@ fn info_reports_geometry_root_and_pages() {
         (i.geometry.levels, i.geometry.ias(), i.table_pages),
         (4, 48, 1)
     );
-    assert_eq!(i.hw.root_phys, 0x1000_0000);
+    assert_eq!(i.hw.root_phys, PhysAddr(0x1000_0000));
     assert_eq!(i.hw.regs[0], 0x1000_0000);
 }
 
@@ -411,45 +450,50 @@ fn contiguous_groups_are_set_whole_and_broken_whole() {
     let pt = PageTable::new(TestFormat::new().with_contig(16), arena.clone()).unwrap();
     const CONT: u64 = 1 << 52;
     // 16 aligned pages with aligned pa: the whole group gets the hint; 8 more do not.
-    pt.map_pages(0, 0x10_0000, K4, 24, Prot::RW).unwrap();
+    pt.map_pages(Iova(0), PhysAddr(0x10_0000), K4, 24, Prot::RW)
+        .unwrap();
     let pt_table = 0x1000_3000;
     for i in 0..24 {
         let raw = arena.read_u64(pt_table + 8 * i).unwrap();
         assert_eq!(raw & CONT != 0, i < 16, "entry {i}: {raw:#x}");
     }
     // Misaligned pa: no hint.
-    pt.map_pages(0x10_0000, 0x10_1000, K4, 16, Prot::RW)
+    pt.map_pages(Iova(0x10_0000), PhysAddr(0x10_1000), K4, 16, Prot::RW)
         .unwrap();
     for i in 0..16 {
         assert_eq!(arena.read_u64(pt_table + 8 * (256 + i)).unwrap() & CONT, 0);
     }
     // Unmap one page inside the group: every other member loses the hint first.
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(0x3000, K4, &mut g).unwrap(), K4);
+    assert_eq!(pt.unmap(Iova(0x3000), K4, &mut g).unwrap(), K4);
     assert_eq!(
         g.range(),
-        Some((0, 0xffff)),
+        Some(Iova(0)..=Iova(0xffff)),
         "the whole group is invalidated"
     );
+    g.release();
     for i in 0..16 {
         let raw = arena.read_u64(pt_table + 8 * i).unwrap();
         assert_eq!(raw & CONT, 0);
         assert_eq!(raw == 0, i == 3);
     }
-    assert_eq!(pt.iova_to_phys(0x4000), Some(0x10_4000));
+    assert_eq!(pt.iova_to_phys(Iova(0x4000)), Some(PhysAddr(0x10_4000)));
     // Unmapping a whole group needs no rewrite and leaves the range exact.
-    pt.map_pages(0x2_0000, 0x2_0000, K4, 16, Prot::RW).unwrap();
+    pt.map_pages(Iova(0x2_0000), PhysAddr(0x2_0000), K4, 16, Prot::RW)
+        .unwrap();
     let mut g = Gather::new();
-    assert_eq!(pt.unmap(0x2_0000, 16 * K4, &mut g).unwrap(), 16 * K4);
-    assert_eq!(g.range(), Some((0x2_0000, 0x2_ffff)));
+    assert_eq!(pt.unmap(Iova(0x2_0000), 16 * K4, &mut g).unwrap(), 16 * K4);
+    assert_eq!(g.range(), Some(Iova(0x2_0000)..=Iova(0x2_ffff)));
+    g.release();
 }
 
 #[test]
 fn host_memory_tables_are_followable_by_address() {
     let pt = PageTable::new(TestFormat::new(), Arc::new(HostMemory::new())).unwrap();
-    pt.map_pages(0, 0x5000, K4, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(0), PhysAddr(0x5000), K4, 1, Prot::RW)
+        .unwrap();
     // SAFETY: HostMemory's physical address is the CPU address of the live root.
-    let e = unsafe { *(pt.root_phys() as *const u64) };
+    let e = unsafe { *(pt.root_phys().0 as *const u64) };
     assert_eq!(e & 1, 1);
 }
 
@@ -462,21 +506,16 @@ fn tables_gathers_and_memories_are_send_and_sync() {
     send_sync::<pgtable_core::ForeignTable<TestFormat, ArenaMemory>>();
 }
 
-/// Table memory over a plain vector, so a test can write any (corrupt) table image.
+/// Memory over a plain vector, so a test can write any (corrupt) table image.
 #[derive(Debug)]
 struct Image {
     words: Vec<std::sync::atomic::AtomicU64>,
     base: u64,
 }
 
-// SAFETY: a read-only image for ForeignTable: alloc always fails, free never happens, and
-// phys_to_virt only returns pointers inside the vector.
-unsafe impl pgtable_core::TableMemory for Image {
-    fn alloc(&self, _size: usize, _align: usize) -> Option<pgtable_core::TablePage> {
-        None
-    }
-    unsafe fn free(&self, _page: pgtable_core::TablePage) {}
-    fn phys_to_virt(&self, phys: u64, len: usize) -> Option<std::ptr::NonNull<u8>> {
+// SAFETY: `view` only returns pointers inside the vector, which lives as long as `self`.
+unsafe impl pgtable_core::ViewMemory for Image {
+    fn view(&self, phys: u64, len: usize) -> Option<std::ptr::NonNull<u8>> {
         let off = phys.checked_sub(self.base)? as usize;
         (off % 8 == 0 && off + len <= self.words.len() * 8)
             .then(|| std::ptr::NonNull::from(&self.words[off / 8]).cast())
@@ -492,9 +531,9 @@ fn foreign_tables_that_loop_are_walked_once_per_table() {
         .map(|_| std::sync::atomic::AtomicU64::new(base | 1))
         .collect();
     let img = Arc::new(Image { words, base });
-    let view = pgtable_core::ForeignTable::new(TestFormat::new(), img, base).unwrap();
+    let view = pgtable_core::ForeignTable::new(TestFormat::new(), img, PhysAddr(base)).unwrap();
     let mut leaves = 0;
-    view.walk(0, 0, |_| {
+    view.walk(.., |_| {
         leaves += 1;
         ControlFlow::<()>::Continue(())
     })
@@ -503,12 +542,15 @@ fn foreign_tables_that_loop_are_walked_once_per_table() {
     // reached, the dump is just its header, and the loop is reported.
     assert_eq!(leaves, 0);
     let shared = view.shared_table().unwrap();
-    assert_eq!((shared.phys, shared.level, shared.iova), (base, 3, 0));
+    assert_eq!(
+        (shared.phys, shared.level, shared.iova),
+        (PhysAddr(base), 3, Iova(0))
+    );
     let mut out = Vec::new();
     view.dump(&mut out).unwrap();
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
     // A translation is bounded by the level count: three table steps, then the root's
     // entry read as a level-0 leaf.
-    let t = view.translate(0x1234_5000).unwrap();
-    assert_eq!((t.pa, t.level, t.size), (base, 0, 0x1000));
+    let t = view.translate(Iova(0x1234_5000)).unwrap();
+    assert_eq!((t.pa, t.level, t.size), (PhysAddr(base), 0, 0x1000));
 }

@@ -5,6 +5,7 @@ use crate::descriptor::mask;
 use crate::format::ArmS1;
 use crate::geometry::address_size_encoding;
 use crate::stage1::MAIR;
+use pgtable_core::PhysAddr;
 
 /// Dword 0 bits 5:0, T0SZ: `64 - ias`.
 pub const CD0_T0SZ_SHIFT: u32 = 0;
@@ -74,13 +75,15 @@ impl ArmS1 {
     /// [`ArmS1::tcr`]). `ttb0` must be aligned to the top table's size.
     ///
     /// ```
+    /// use pgtable_core::PhysAddr;
     /// use smmu_format::{ArmConfig, ArmS1};
     /// let s1 = ArmS1::new(ArmConfig::new(4096, 48, 48))?;
-    /// let cd = s1.context_descriptor(0x3000_0000, 1, true);
+    /// let cd = s1.context_descriptor(PhysAddr(0x3000_0000), 1, true);
     /// assert_eq!(cd, [0x0001_E205_C000_3510, 0x3000_0000, 0, 0xF404_FF44, 0, 0, 0, 0]);
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub fn context_descriptor(&self, ttb0: u64, asid: u16, coherent: bool) -> [u64; 8] {
+    pub fn context_descriptor(&self, ttb0: PhysAddr, asid: u16, coherent: bool) -> [u64; 8] {
+        let ttb0 = ttb0.0;
         let dword0 = self.tcr(coherent)
             | CD0_EPD1
             | CD0_V
@@ -96,6 +99,7 @@ impl ArmS1 {
 #[cfg(test)]
 mod tests {
     use crate::{ArmConfig, ArmS1};
+    use pgtable_core::PhysAddr;
 
     #[test]
     fn tcr_fields_per_granule() {
@@ -111,7 +115,7 @@ mod tests {
     #[test]
     fn non_coherent_descriptor() {
         let s1 = ArmS1::new(ArmConfig::new(4096, 48, 48)).unwrap();
-        let cd = s1.context_descriptor(0x3000_0000, 0xABCD, false);
+        let cd = s1.context_descriptor(PhysAddr(0x3000_0000), 0xABCD, false);
         assert_eq!(cd[0], 0xABCD_E205_C000_2010);
         assert_eq!(cd[1], 0x3000_0000);
     }

@@ -1,7 +1,7 @@
 //! What a caller chooses: granule, input and output sizes, the contiguous hint.
 
 use crate::geometry::Granule;
-use pgtable_core::Error;
+use pgtable_core::{ConfigError, Error};
 
 /// The configuration of an Arm table, either stage.
 ///
@@ -57,25 +57,34 @@ impl ArmConfig {
     /// # Errors
     /// [`Error::BadConfig`] naming the first field out of range.
     pub(crate) fn validate(&self) -> Result<Granule, Error> {
-        let granule = Granule::from_bytes(self.granule).ok_or_else(|| {
-            Error::BadConfig(format!(
-                "Arm granule {:#x}: must be 4096, 16384 or 65536",
-                self.granule
-            ))
-        })?;
+        let granule =
+            Granule::from_bytes(self.granule).ok_or(ConfigError::Granule(self.granule))?;
+        // 52-bit addresses need the 64K granule (no FEAT_LPA2).
         let max = if granule == Granule::K64 { 52 } else { 48 };
-        for (what, bits) in [("input", self.ias), ("output", self.oas)] {
-            if !(32..=max).contains(&bits) {
-                return Err(Error::BadConfig(format!(
-                    "Arm {what} address size {bits}: must be 32..={max} bits with the {}K granule{}",
-                    granule.bytes() >> 10,
-                    if max == 48 {
-                        " (52 bits need the 64K granule)"
-                    } else {
-                        ""
-                    }
-                )));
+        for bits in [self.ias, self.oas] {
+            if bits > max && bits <= 52 {
+                return Err(ConfigError::NeedsGranule {
+                    bits,
+                    granule: Granule::K64.bytes(),
+                }
+                .into());
             }
+        }
+        if !(32..=max).contains(&self.ias) {
+            return Err(ConfigError::InputSize {
+                bits: self.ias,
+                min: 32,
+                max,
+            }
+            .into());
+        }
+        if !(32..=max).contains(&self.oas) {
+            return Err(ConfigError::OutputSize {
+                bits: self.oas,
+                min: 32,
+                max,
+            }
+            .into());
         }
         Ok(granule)
     }

@@ -8,7 +8,9 @@ use crate::descriptor::{
 use crate::geometry::{Granule, Shape};
 use crate::stage1::Stage1;
 use crate::stage2::Stage2;
-use pgtable_core::{Entry, Error, Fault, Format, Geometry, HwInfo, Prot};
+use pgtable_core::{
+    ConfigError, Entry, Error, Fault, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot,
+};
 use std::fmt::Debug;
 
 pub(crate) mod sealed {
@@ -47,15 +49,15 @@ pub trait Stage: sealed::Sealed + Copy + Default + Debug + Send + Sync + 'static
 /// `pgtable_core::PageTable::new`.
 ///
 /// ```
-/// use pgtable_core::{Format, HostMemory, PageTable, Prot};
+/// use pgtable_core::{Format, HostMemory, Iova, PageTable, PhysAddr, Prot};
 /// use smmu_format::{ArmConfig, ArmS1};
 /// use std::sync::Arc;
 ///
 /// let fmt = ArmS1::new(ArmConfig::new(4096, 48, 48))?;
 /// assert_eq!(fmt.encode_leaf(0x8_0000_0000, 0, Prot::RW | Prot::CACHE), 0x8_0000_0F47);
 /// let pt = PageTable::new(fmt, Arc::new(HostMemory::new()))?;
-/// pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, Prot::RW | Prot::CACHE)?;
-/// assert_eq!(pt.iova_to_phys(0x1234_5678), Some(0x8_0000_0678));
+/// pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, Prot::RW | Prot::CACHE)?;
+/// assert_eq!(pt.iova_to_phys(Iova(0x1234_5678)), Some(PhysAddr(0x8_0000_0678)));
 /// # Ok::<(), pgtable_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,7 @@ impl<S: Stage> Arm<S> {
     /// assert!(ArmS1::new(ArmConfig::default())?.with_pgsize_bitmap(0x10000).is_err());
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
+    /// use pgtable_core::{PhysAddr};
     pub fn with_pgsize_bitmap(mut self, bitmap: u64) -> Result<Self, Error> {
         if bitmap == 0 {
             return Self::new(self.config);
@@ -120,16 +123,17 @@ impl<S: Stage> Arm<S> {
             .shape
             .existing_sizes(self.granule().linux_page_sizes(self.config.oas));
         if bitmap & !allowed != 0 {
-            return Err(Error::BadConfig(format!(
-                "page sizes {:#x} are not leaf sizes of this Arm table (allowed: {allowed:#x})",
-                bitmap & !allowed
-            )));
+            return Err(ConfigError::PageSizes {
+                unsupported: bitmap & !allowed,
+                allowed,
+            }
+            .into());
         }
         if bitmap & self.granule().bytes() == 0 {
-            return Err(Error::BadConfig(format!(
-                "page sizes {bitmap:#x} must include the granule {:#x}",
-                self.granule().bytes()
-            )));
+            return Err(ConfigError::GranuleNotMapped {
+                granule: self.granule().bytes(),
+            }
+            .into());
         }
         self.pgsize_bitmap = bitmap;
         Ok(self)
@@ -176,7 +180,13 @@ impl<S: Stage> Arm<S> {
     }
 }
 
-impl<S: Stage> Format for Arm<S> {
+// SAFETY: a table descriptor is the packed address with type 0b11 above the last level;
+// `decode` and `own_entry` unpack it back for every granule-aligned address the field
+// holds (others fail the walker's install check). Leaves are pages (type 0b11 at the
+// last level, where nothing is a table) or blocks (type 0b01), which `own_entry` never
+// reads as tables, whatever AF/DBM/AP bits the hardware or dirty tracking toggle; every
+// encoding has VALID set, so none is 0.
+unsafe impl<S: Stage> Format for Arm<S> {
     fn geometry(&self) -> Geometry {
         let g = self.shape.granule;
         Geometry::new(
@@ -256,7 +266,19 @@ impl<S: Stage> Format for Arm<S> {
         }
         Entry::Leaf {
             pa,
+            size: span,
             prot: S::leaf_prot(raw),
+        }
+    }
+
+    #[inline(always)]
+    fn own_entry(&self, raw: u64, level: u32) -> OwnEntry {
+        if raw == 0 {
+            OwnEntry::Empty
+        } else if level > 0 && raw & TYPE_MASK == TYPE_TABLE_OR_PAGE {
+            OwnEntry::Table(descriptor::unpack_address(raw, self.shape.granule))
+        } else {
+            OwnEntry::Leaf
         }
     }
 
@@ -284,7 +306,7 @@ impl<S: Stage> Format for Arm<S> {
 
     fn hw_info(&self, root_phys: u64) -> HwInfo {
         HwInfo {
-            root_phys,
+            root_phys: PhysAddr(root_phys),
             regs: S::registers(self, root_phys),
         }
     }

@@ -5,6 +5,7 @@ use crate::cd::walk_attributes;
 use crate::descriptor::mask;
 use crate::format::ArmS2;
 use crate::geometry::{Granule, address_size_encoding};
+use pgtable_core::PhysAddr;
 
 /// Dword 0 bit 0, V: valid.
 pub const STE0_V: u64 = 1 << 0;
@@ -79,13 +80,15 @@ impl ArmS2 {
     /// aligned to the (concatenated) top table's size.
     ///
     /// ```
+    /// use pgtable_core::PhysAddr;
     /// use smmu_format::{ArmConfig, ArmS2};
     /// let s2 = ArmS2::new(ArmConfig::new(4096, 40, 48))?;
-    /// let ste = s2.stream_table_entry(0x4000_0000, 1, true);
+    /// let ste = s2.stream_table_entry(PhysAddr(0x4000_0000), 1, true);
     /// assert_eq!(ste, [0xD, 0, 0x044D_3558_0000_0001, 0x4000_0000, 0, 0, 0, 0]);
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub fn stream_table_entry(&self, s2ttb: u64, vmid: u16, coherent: bool) -> [u64; 8] {
+    pub fn stream_table_entry(&self, s2ttb: PhysAddr, vmid: u16, coherent: bool) -> [u64; 8] {
+        let s2ttb = s2ttb.0;
         let dword0 = STE0_V | (STE0_CONFIG_S2_TRANS << STE0_CONFIG_SHIFT);
         let dword2 = ((vmid as u64) << STE2_VMID_SHIFT)
             | (self.vtcr(coherent) << STE2_VTCR_SHIFT)

@@ -3,6 +3,7 @@
 //! the bit on the whole group first and widens the invalidation to it.
 
 use pgtable_core::{ArenaMemory, Format, Gather, PageTable, Prot};
+use pgtable_core::{Iova, PhysAddr};
 use smmu_format::descriptor::CONTIGUOUS;
 use smmu_format::{Arm, ArmConfig, Granule, Stage, Stage1, Stage2};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ impl<S: Stage> Fixture<S> {
     /// the table words (not through the core).
     fn entry(&self, iova: u64, level: u32) -> u64 {
         let geo = *self.pt.geometry();
-        let mut table = self.pt.root_phys();
+        let mut table = self.pt.root_phys().0;
         let mut l = geo.top();
         loop {
             let raw = self
@@ -77,21 +78,22 @@ fn groups_are_marked_exactly<S: Stage>(granule: u64) {
 
         // A whole aligned group: every entry has the hint and its own address.
         let (iova, pa) = (4 * group, 64 * group);
-        f.pt.map_pages(iova, pa, size, n, prot).unwrap();
+        f.pt.map_pages(Iova(iova), PhysAddr(pa), size, n, prot)
+            .unwrap();
         assert_eq!(
             f.entries(iova, level, n),
             f.expected(pa, level, n, prot, true),
             "{what}"
         );
         assert_eq!(
-            f.pt.iova_to_phys(iova + group - 1),
-            Some(pa + group - 1),
+            f.pt.iova_to_phys(Iova(iova + group - 1)),
+            Some(PhysAddr(pa + group - 1)),
             "{what}"
         );
 
         // Misaligned IOVA: no entry gets the hint.
         let iova = 8 * group + size;
-        f.pt.map_pages(iova, 68 * group + size, size, n, prot)
+        f.pt.map_pages(Iova(iova), PhysAddr(68 * group + size), size, n, prot)
             .unwrap();
         assert_eq!(
             f.entries(iova, level, n),
@@ -100,7 +102,7 @@ fn groups_are_marked_exactly<S: Stage>(granule: u64) {
 
         // Aligned IOVA, misaligned PA: none either.
         let iova = 12 * group;
-        f.pt.map_pages(iova, 72 * group + size, size, n, prot)
+        f.pt.map_pages(Iova(iova), PhysAddr(72 * group + size), size, n, prot)
             .unwrap();
         assert_eq!(
             f.entries(iova, level, n),
@@ -109,14 +111,16 @@ fn groups_are_marked_exactly<S: Stage>(granule: u64) {
 
         // One group and a bit: the group is marked, the rest is not.
         let iova = 16 * group;
-        f.pt.map_pages(iova, 80 * group, size, n + 3, prot).unwrap();
+        f.pt.map_pages(Iova(iova), PhysAddr(80 * group), size, n + 3, prot)
+            .unwrap();
         let mut want = f.expected(80 * group, level, n, prot, true);
         want.extend(f.expected(81 * group, level, 3, prot, false));
         assert_eq!(f.entries(iova, level, n + 3), want, "{what}");
 
         // One page short of a group: nothing.
         let iova = 20 * group;
-        f.pt.map_pages(iova, 88 * group, size, n - 1, prot).unwrap();
+        f.pt.map_pages(Iova(iova), PhysAddr(88 * group), size, n - 1, prot)
+            .unwrap();
         assert_eq!(
             f.entries(iova, level, n - 1),
             f.expected(88 * group, level, n - 1, prot, false)
@@ -125,8 +129,14 @@ fn groups_are_marked_exactly<S: Stage>(granule: u64) {
         // Page by page: nothing (each map covers one page only).
         let iova = 24 * group;
         for i in 0..n {
-            f.pt.map_pages(iova + i * size, 96 * group + i * size, size, 1, prot)
-                .unwrap();
+            f.pt.map_pages(
+                Iova(iova + i * size),
+                PhysAddr(96 * group + i * size),
+                size,
+                1,
+                prot,
+            )
+            .unwrap();
         }
         assert_eq!(
             f.entries(iova, level, n),
@@ -156,7 +166,7 @@ fn hint_is_off_by_default() {
         (f.pt.format().contig_entries(0), f.pt.format().contig_bit()),
         (1, 0)
     );
-    f.pt.map_pages(0x10_0000, 0x8000_0000, 0x1000, 16, Prot::RW)
+    f.pt.map_pages(Iova(0x10_0000), PhysAddr(0x8000_0000), 0x1000, 16, Prot::RW)
         .unwrap();
     assert_eq!(
         f.entries(0x10_0000, 0, 16),
@@ -169,7 +179,8 @@ fn never_at_l1() {
     let f = Fixture::<Stage1>::new(4096, true);
     assert_eq!(f.pt.format().contig_entries(2), 1);
     assert_eq!(f.pt.format().contig_entries(3), 1);
-    f.pt.map_pages(0, 0, 1 << 30, 16, Prot::RW).unwrap();
+    f.pt.map_pages(Iova(0), PhysAddr(0), 1 << 30, 16, Prot::RW)
+        .unwrap();
     assert_eq!(f.entries(0, 2, 16), f.expected(0, 2, 16, Prot::RW, false));
 }
 
@@ -177,7 +188,7 @@ fn never_at_l1() {
 fn map_picks_groups_too() {
     let f = Fixture::<Stage1>::new(4096, true);
     // 64K + 4K from a 64K boundary: one 16-page group, then one plain page.
-    f.pt.map(0x10_0000, 0x8000_0000, 0x1_1000, Prot::READ)
+    f.pt.map(Iova(0x10_0000), PhysAddr(0x8000_0000), 0x1_1000, Prot::READ)
         .unwrap();
     let mut want = f.expected(0x8000_0000, 0, 16, Prot::READ, true);
     want.extend(f.expected(0x8001_0000, 0, 1, Prot::READ, false));
@@ -194,7 +205,8 @@ fn partial_unmap_breaks_the_group<S: Stage>(granule: u64) {
         let size = f.pt.geometry().entry_span(level);
         let group = n * size;
         let (iova, pa) = (2 * group, 6 * group);
-        f.pt.map_pages(iova, pa, size, 2 * n, prot).unwrap();
+        f.pt.map_pages(Iova(iova), PhysAddr(pa), size, 2 * n, prot)
+            .unwrap();
         assert_eq!(
             f.entries(iova, level, 2 * n),
             f.expected(pa, level, 2 * n, prot, true)
@@ -204,12 +216,12 @@ fn partial_unmap_breaks_the_group<S: Stage>(granule: u64) {
         let victim = 3;
         let mut g = Gather::new();
         assert_eq!(
-            f.pt.unmap_pages(iova + victim * size, size, 1, &mut g),
+            f.pt.unmap_pages(Iova(iova + victim * size), size, 1, &mut g),
             Ok(size)
         );
         assert_eq!(
             g.range(),
-            Some((iova, iova + group - 1)),
+            Some(Iova(iova)..=Iova(iova + group - 1)),
             "whole group invalidated"
         );
         g.release();
@@ -221,25 +233,34 @@ fn partial_unmap_breaks_the_group<S: Stage>(granule: u64) {
             want,
             "{granule:#x} level {level}"
         );
-        assert_eq!(f.pt.iova_to_phys(iova + victim * size), None);
+        assert_eq!(f.pt.iova_to_phys(Iova(iova + victim * size)), None);
         assert_eq!(
-            f.pt.iova_to_phys(iova + (victim + 1) * size),
-            Some(pa + (victim + 1) * size)
+            f.pt.iova_to_phys(Iova(iova + (victim + 1) * size)),
+            Some(PhysAddr(pa + (victim + 1) * size))
         );
 
         // A whole group unmapped at once: no rewrite needed, all entries clear.
         let mut g = Gather::new();
-        assert_eq!(f.pt.unmap_pages(iova + group, size, n, &mut g), Ok(group));
-        assert_eq!(g.range(), Some((iova + group, iova + 2 * group - 1)));
+        assert_eq!(
+            f.pt.unmap_pages(Iova(iova + group), size, n, &mut g),
+            Ok(group)
+        );
+        assert_eq!(
+            g.range(),
+            Some(Iova(iova + group)..=Iova(iova + 2 * group - 1))
+        );
         assert_eq!(f.entries(iova + group, level, n), vec![0; n as usize]);
+        g.release();
 
         // A range straddling two groups: both are broken, the range spans both.
         let (iova, pa) = (10 * group, 20 * group);
-        f.pt.map_pages(iova, pa, size, 2 * n, prot).unwrap();
+        f.pt.map_pages(Iova(iova), PhysAddr(pa), size, 2 * n, prot)
+            .unwrap();
         let mut g = Gather::new();
         let start = iova + group - 2 * size;
-        assert_eq!(f.pt.unmap_pages(start, size, 4, &mut g), Ok(4 * size));
-        assert_eq!(g.range(), Some((iova, iova + 2 * group - 1)));
+        assert_eq!(f.pt.unmap_pages(Iova(start), size, 4, &mut g), Ok(4 * size));
+        assert_eq!(g.range(), Some(Iova(iova)..=Iova(iova + 2 * group - 1)));
+        g.release();
         let mut want = f.expected(pa, level, 2 * n, prot, false);
         for i in n - 2..n + 2 {
             want[i as usize] = 0;

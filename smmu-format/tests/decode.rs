@@ -32,6 +32,7 @@ fn round_trip<S: Stage>(fmt: Arm<S>, rng: &mut SmallRng) {
                 let raw = fmt.encode_leaf(pa, level, prot);
                 let want = Entry::Leaf {
                     pa,
+                    size: span,
                     prot: fmt.effective_prot(prot),
                 };
                 assert_eq!(
@@ -171,6 +172,7 @@ fn reserved_bits() {
         f.decode(raw, 1),
         Entry::Leaf {
             pa: 0x4000_0000,
+            size: 0x20_0000,
             prot: Prot::RW | Prot::CACHE
         }
     );
@@ -200,6 +202,7 @@ fn foreign_permissions() {
         f.decode(raw, 0),
         Entry::Leaf {
             pa: 0x8_0000_0000,
+            size: 0x1000,
             prot: want
         }
     );
@@ -209,6 +212,7 @@ fn foreign_permissions() {
         g.decode(0x8_0000_0403 | (5 << 2), 0),
         Entry::Leaf {
             pa: 0x8_0000_0000,
+            size: 0x1000,
             prot: Prot::empty()
         }
     );
@@ -217,6 +221,7 @@ fn foreign_permissions() {
         g.decode(raw, 0),
         Entry::Leaf {
             pa: 0x8_0000_0000,
+            size: 0x1000,
             prot: Prot::WRITE
         }
     );

@@ -2,6 +2,7 @@
 //! size (output >= input), both stages.
 
 use pgtable_core::{Error, Format, Gather, HostMemory, PageTable, Prot};
+use pgtable_core::{Iova, PhysAddr};
 use smmu_format::{Arm, ArmConfig, Stage, Stage1, Stage2};
 use std::sync::Arc;
 
@@ -25,10 +26,10 @@ fn selftest<S: Stage>(cfg: ArmConfig) {
 
     // An empty table translates nothing.
     for iova in [0, 42, GIB + 42, 2 * GIB + 42, (1 << ias) - 1] {
-        assert_eq!(pt.iova_to_phys(iova), None, "{what}: {iova:#x}");
+        assert_eq!(pt.iova_to_phys(Iova(iova)), None, "{what}: {iova:#x}");
     }
     assert!(
-        matches!(pt.translate(1 << ias), Err(Error::IovaRange { .. })),
+        matches!(pt.translate(Iova(1 << ias)), Err(Error::IovaRange { .. })),
         "{what}"
     );
 
@@ -37,21 +38,27 @@ fn selftest<S: Stage>(cfg: ArmConfig) {
     let mut iova = 0;
     for size in sizes(bitmap) {
         assert_eq!(
-            pt.map_pages(iova, iova, size, 1, prot),
+            pt.map_pages(Iova(iova), PhysAddr(iova), size, 1, prot),
             Ok(size),
             "{what}: map {size:#x}"
         );
         assert!(
             matches!(
-                pt.map_pages(iova, iova + size, size, 1, Prot::READ | Prot::NOEXEC),
+                pt.map_pages(
+                    Iova(iova),
+                    PhysAddr(iova + size),
+                    size,
+                    1,
+                    Prot::READ | Prot::NOEXEC
+                ),
                 Err(Error::Exists { .. })
             ),
             "{what}: double map {size:#x}"
         );
-        let t = pt.translate(iova + 42).unwrap();
+        let t = pt.translate(Iova(iova + 42)).unwrap();
         assert_eq!(
             (t.pa, t.size, t.prot),
-            (iova + 42, size, fmt.effective_prot(prot)),
+            (PhysAddr(iova + 42), size, fmt.effective_prot(prot)),
             "{what}"
         );
         iova += step;
@@ -62,26 +69,30 @@ fn selftest<S: Stage>(cfg: ArmConfig) {
     for size in sizes(bitmap) {
         let mut gather = Gather::new();
         assert_eq!(
-            pt.unmap_pages(iova, size, 1, &mut gather),
+            pt.unmap_pages(Iova(iova), size, 1, &mut gather),
             Ok(size),
             "{what}: unmap {size:#x}"
         );
-        assert_eq!(gather.range(), Some((iova, iova + size - 1)), "{what}");
+        assert_eq!(
+            gather.range(),
+            Some(Iova(iova)..=Iova(iova + size - 1)),
+            "{what}"
+        );
         gather.release();
         assert_eq!(
-            pt.iova_to_phys(iova + 42),
+            pt.iova_to_phys(Iova(iova + 42)),
             None,
             "{what}: {size:#x} still mapped"
         );
         assert_eq!(
-            pt.map_pages(iova, iova, size, 1, Prot::WRITE),
+            pt.map_pages(Iova(iova), PhysAddr(iova), size, 1, Prot::WRITE),
             Ok(size),
             "{what}: remap"
         );
-        let t = pt.translate(iova + 42).unwrap();
+        let t = pt.translate(Iova(iova + 42)).unwrap();
         assert_eq!(
             (t.pa, t.prot),
-            (iova + 42, fmt.effective_prot(Prot::WRITE)),
+            (PhysAddr(iova + 42), fmt.effective_prot(Prot::WRITE)),
             "{what}"
         );
         iova += step;
@@ -90,23 +101,28 @@ fn selftest<S: Stage>(cfg: ArmConfig) {
     // The last largest page below the input size (the corner of concatenated tables).
     let top = (1u64 << ias) - largest;
     assert_eq!(
-        pt.map_pages(top, top, largest, 1, prot),
+        pt.map_pages(Iova(top), PhysAddr(top), largest, 1, prot),
         Ok(largest),
         "{what}: top page"
     );
-    assert_eq!(pt.iova_to_phys(top + 42), Some(top + 42), "{what}");
     assert_eq!(
-        pt.iova_to_phys((1 << ias) - 1),
-        Some((1 << ias) - 1),
+        pt.iova_to_phys(Iova(top + 42)),
+        Some(PhysAddr(top + 42)),
+        "{what}"
+    );
+    assert_eq!(
+        pt.iova_to_phys(Iova((1 << ias) - 1)),
+        Some(PhysAddr((1 << ias) - 1)),
         "{what}"
     );
     let mut gather = Gather::new();
     assert_eq!(
-        pt.unmap_pages(top, largest, 1, &mut gather),
+        pt.unmap_pages(Iova(top), largest, 1, &mut gather),
         Ok(largest),
         "{what}"
     );
-    assert_eq!(pt.iova_to_phys(top + 42), None, "{what}");
+    gather.release();
+    assert_eq!(pt.iova_to_phys(Iova(top + 42)), None, "{what}");
 }
 
 fn sweep<S: Stage>() {
@@ -194,7 +210,7 @@ fn pgsize_bitmaps() {
     let fmt = s1(16384, 36, 40).with_pgsize_bitmap(0x4000).unwrap();
     let pt = PageTable::new(fmt, Arc::new(HostMemory::new())).unwrap();
     assert_eq!(
-        pt.map_pages(0, 0, 1 << 25, 1, Prot::RW),
+        pt.map_pages(Iova(0), PhysAddr(0), 1 << 25, 1, Prot::RW),
         Err(Error::UnsupportedSize(1 << 25))
     );
 }

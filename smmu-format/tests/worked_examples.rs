@@ -2,6 +2,7 @@
 //! physical addresses, every word compared, every other word of the region zero.
 
 use pgtable_core::{ArenaMemory, Format, HwInfo, PageTable, Prot};
+use pgtable_core::{Iova, PhysAddr};
 use smmu_format::{Arm, ArmConfig, ArmS1, ArmS2, Stage};
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ fn table<S: Stage>(
 ) -> (PageTable<Arm<S>, ArenaMemory>, Arc<ArenaMemory>) {
     let mem = Arc::new(ArenaMemory::new(base, 1 << 22));
     let pt = PageTable::new(Arm::<S>::new(cfg).unwrap(), mem.clone()).unwrap();
-    assert_eq!(pt.root_phys(), base);
+    assert_eq!(pt.root_phys(), PhysAddr(base));
     (pt, mem)
 }
 
@@ -52,7 +53,7 @@ fn s1_4k() -> (PageTable<ArmS1, ArenaMemory>, Arc<ArenaMemory>) {
 fn s1_4k_page_rw_cache() {
     let (pt, mem) = s1_4k();
     assert_eq!(
-        pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, RWC),
+        pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, RWC),
         Ok(0x1000)
     );
     assert_words(
@@ -64,10 +65,10 @@ fn s1_4k_page_rw_cache() {
             (0x3000_3A28, 0x0000_0008_0000_0F47),
         ],
     );
-    let t = pt.translate(0x1234_5678).unwrap();
+    let t = pt.translate(Iova(0x1234_5678)).unwrap();
     assert_eq!(
         (t.pa, t.size, t.level, t.prot),
-        (0x8_0000_0678, 0x1000, 0, RWC)
+        (PhysAddr(0x8_0000_0678), 0x1000, 0, RWC)
     );
 }
 
@@ -80,18 +81,24 @@ fn s1_4k_leaf_variants() {
     ];
     for (prot, leaf) in cases {
         let (pt, mem) = s1_4k();
-        pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, prot)
+        pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, prot)
             .unwrap();
         assert_eq!(mem.read_u64(0x3000_3A28), Some(leaf), "{prot:?}");
-        assert_eq!(pt.translate(0x1234_5000).unwrap().prot, prot);
+        assert_eq!(pt.translate(Iova(0x1234_5000)).unwrap().prot, prot);
     }
 }
 
 #[test]
 fn s1_4k_2m_block() {
     let (pt, mem) = s1_4k();
-    pt.map_pages(0x4060_0000, 0x1_2340_0000, 0x20_0000, 1, RWC)
-        .unwrap();
+    pt.map_pages(
+        Iova(0x4060_0000),
+        PhysAddr(0x1_2340_0000),
+        0x20_0000,
+        1,
+        RWC,
+    )
+    .unwrap();
     assert_words(
         &mem,
         &[
@@ -100,8 +107,11 @@ fn s1_4k_2m_block() {
             (0x3000_2018, 0x0000_0001_2340_0F45),
         ],
     );
-    let t = pt.translate(0x4071_2345).unwrap();
-    assert_eq!((t.pa, t.size, t.level), (0x1_2351_2345, 0x20_0000, 1));
+    let t = pt.translate(Iova(0x4071_2345)).unwrap();
+    assert_eq!(
+        (t.pa, t.size, t.level),
+        (PhysAddr(0x1_2351_2345), 0x20_0000, 1)
+    );
 }
 
 #[test]
@@ -124,7 +134,7 @@ fn s1_4k_context_descriptor_and_registers() {
     assert_eq!(
         pt.info().hw,
         HwInfo {
-            root_phys: 0x3000_0000,
+            root_phys: PhysAddr(0x3000_0000),
             regs: [0x3000_0000, 0x0000_0005_0000_3510, 0xF404_FF44, 0]
         }
     );
@@ -136,7 +146,7 @@ fn s1_4k_context_descriptor_and_registers() {
 #[test]
 fn s1_16k_ias47() {
     let (pt, mem) = table::<smmu_format::Stage1>(ArmConfig::new(16384, 47, 48), 0x3100_0000);
-    pt.map_pages(0x1234_4000, 0x8_0000_0000, 0x4000, 1, RWC)
+    pt.map_pages(Iova(0x1234_4000), PhysAddr(0x8_0000_0000), 0x4000, 1, RWC)
         .unwrap();
     assert_words(
         &mem,
@@ -156,8 +166,14 @@ fn s1_16k_ias47() {
 fn s1_64k_52_bit_pa() {
     let (pt, mem) = table::<smmu_format::Stage1>(ArmConfig::new(65536, 48, 52), 0x5000_0000);
     assert_eq!(pt.geometry().top_bits, 6); // 64 entries, 512 bytes
-    pt.map_pages(0x1234_0000, 0x000F_1234_5678_0000, 0x1_0000, 1, RWC)
-        .unwrap();
+    pt.map_pages(
+        Iova(0x1234_0000),
+        PhysAddr(0x000F_1234_5678_0000),
+        0x1_0000,
+        1,
+        RWC,
+    )
+    .unwrap();
     assert_words(
         &mem,
         &[
@@ -166,7 +182,10 @@ fn s1_64k_52_bit_pa() {
             (0x5002_91A0, 0x0000_1234_5678_FF47),
         ],
     );
-    assert_eq!(pt.iova_to_phys(0x1234_0042), Some(0x000F_1234_5678_0042));
+    assert_eq!(
+        pt.iova_to_phys(Iova(0x1234_0042)),
+        Some(PhysAddr(0x000F_1234_5678_0042))
+    );
     let tcr = pt.info().hw.regs[1];
     assert_eq!((tcr >> 32) & 7, 6, "IPS 52 bits");
     assert_eq!((tcr >> 6) & 3, 1, "TG0 64K");
@@ -179,10 +198,16 @@ fn s1_64k_52_bit_pa() {
 fn s2_4k_ias40_concatenated() {
     let (pt, mem) = table::<smmu_format::Stage2>(ArmConfig::new(4096, 40, 48), 0x4000_0000);
     assert_eq!(pt.info().table_pages, 2, "two concatenated L1 tables");
-    pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, RWC)
+    pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, RWC)
         .unwrap();
-    pt.map_pages(0x80_4000_0000, 0x9_0000_0000, 0x4000_0000, 1, RWC)
-        .unwrap();
+    pt.map_pages(
+        Iova(0x80_4000_0000),
+        PhysAddr(0x9_0000_0000),
+        0x4000_0000,
+        1,
+        RWC,
+    )
+    .unwrap();
     assert_words(
         &mem,
         &[
@@ -192,7 +217,10 @@ fn s2_4k_ias40_concatenated() {
             (0x4000_1008, 0x0000_0009_0000_07FD),
         ],
     );
-    assert_eq!(pt.iova_to_phys(0x80_4123_4567), Some(0x9_0123_4567));
+    assert_eq!(
+        pt.iova_to_phys(Iova(0x80_4123_4567)),
+        Some(PhysAddr(0x9_0123_4567))
+    );
     let ste = pt.format().stream_table_entry(pt.root_phys(), 1, true);
     assert_eq!(
         ste,

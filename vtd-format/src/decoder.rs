@@ -4,7 +4,7 @@
 
 use crate::bits::addr_field;
 use crate::levels::{PDPTE, leaf_shift};
-use pgtable_core::{Entry, Fault, Prot};
+use pgtable_core::{Entry, Fault, OwnEntry, Prot};
 
 /// Bit 7 in both stages: page size, a PDPTE/PDE maps a 1 GiB/2 MiB page; reserved in
 /// PML4E/PML5E.
@@ -88,7 +88,25 @@ impl Decoder {
         }
         Entry::Leaf {
             pa: raw & self.leaf_addr[l],
+            size: 1 << leaf_shift(level),
             prot: prot(raw),
         }
+    }
+}
+
+/// The address field of a table pointer this library wrote (bits 51:12 in both stages).
+const OWN_TABLE_ADDR: u64 = crate::bits::mask(51, 12);
+
+/// Classifies an entry of a table this library built, in either stage: 0 is empty, a
+/// PTE or an entry with PS is a leaf (whatever the hardware's A/D updates did to it),
+/// anything else is one of our table pointers (`pa | permission bits`).
+#[inline(always)]
+pub(crate) fn own_entry(raw: u64, level: u32) -> OwnEntry {
+    if raw == 0 {
+        OwnEntry::Empty
+    } else if level == 0 || raw & PS != 0 {
+        OwnEntry::Leaf
+    } else {
+        OwnEntry::Table(raw & OWN_TABLE_ADDR)
     }
 }

@@ -8,9 +8,9 @@
 
 use crate::bits::{MAX_HAW, above_haw, mask};
 use crate::context::{Agaw, PasidEntry};
-use crate::decoder::{Decoder, PS};
+use crate::decoder::{self, Decoder, PS};
 use crate::levels::{self, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
-use pgtable_core::{Entry, Error, Format, Geometry, HwInfo, Prot};
+use pgtable_core::{ConfigError, Entry, Error, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
 
 /// Present (bit 0).
 const P: u64 = 1 << 0;
@@ -40,16 +40,16 @@ const D: u64 = 1 << 6;
 /// deprecated together with PASID-entry NXE).
 ///
 /// ```
-/// use pgtable_core::{ArenaMemory, Error, PageTable, Prot};
+/// use pgtable_core::{ArenaMemory, Error, Iova, PageTable, PhysAddr, Prot};
 /// use std::sync::Arc;
 /// use vtd_format::VtdFs;
 ///
 /// let mem = Arc::new(ArenaMemory::new(0x2000_0000, 1 << 20));
 /// let pt = PageTable::new(VtdFs::new(48, 48)?, mem.clone())?;
-/// pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, Prot::RW)?;
+/// pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, Prot::RW)?;
 /// assert_eq!(mem.read_u64(0x2000_3a28), Some(0x8_0000_0067)); // P RW US A D
 /// let upper = 0xffff_8000_0000_0000;
-/// assert!(matches!(pt.translate(upper), Err(Error::IovaRange { .. })));
+/// assert!(matches!(pt.translate(Iova(upper)), Err(Error::IovaRange { .. })));
 /// # Ok::<(), pgtable_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +85,11 @@ impl VtdFs {
             48 => 4,
             57 => 5,
             _ => {
-                return Err(Error::BadConfig(format!(
-                    "VT-d first-stage input address size must be 48 or 57 bits, not {ias}"
-                )));
+                return Err(ConfigError::InputSizeNotOneOf {
+                    bits: ias,
+                    allowed: &[48, 57],
+                }
+                .into());
             }
         };
         levels::check_oas(oas)?;
@@ -149,18 +151,19 @@ impl VtdFs {
     /// is filled as Linux fills it, with the AGAW matching the paging depth.
     ///
     /// ```
+    /// use pgtable_core::{PhysAddr};
     /// use vtd_format::VtdFs;
-    /// let pe = VtdFs::new(48, 48)?.pasid_entry(0x2000_0000, 1);
+    /// let pe = VtdFs::new(48, 48)?.pasid_entry(PhysAddr(0x2000_0000), 1);
     /// assert_eq!(pe.val[..3], [0x49, 1, 0x2000_0000]);
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub const fn pasid_entry(&self, fsptptr: u64, did: u16) -> PasidEntry {
+    pub const fn pasid_entry(&self, fsptptr: PhysAddr, did: u16) -> PasidEntry {
         let aw = if self.five_level() {
             Agaw::Bits57
         } else {
             Agaw::Bits48
         };
-        PasidEntry::first_stage(fsptptr, self.five_level(), aw, did)
+        PasidEntry::first_stage(fsptptr.0, self.five_level(), aw, did)
     }
 
     /// The bits that must be zero in a present entry of core `level` (0 = PTE), as a
@@ -191,7 +194,13 @@ impl VtdFs {
     }
 }
 
-impl Format for VtdFs {
+// SAFETY: table pointers are `pa | permission bits` with PS clear, which `decode` (the
+// shared decoder: PS clear above level 0 is a table, address bits 51:12 below the HAW)
+// and `own_entry` (bits 51:12) both give back as `pa` for every 4 KiB-aligned `pa` below
+// the table HAW (other addresses fail the walker's install check). Leaves are PTEs or
+// carry PS, which `own_entry` never reads as a table, whatever A/D bits the hardware
+// sets; neither encoding is 0 (a leaf has R or W, or P; a table pointer R|W or P).
+unsafe impl Format for VtdFs {
     fn geometry(&self) -> Geometry {
         let ias = 12 + 9 * self.levels;
         levels::geometry(self.levels, ias - 1, self.oas, self.sizes.used())
@@ -218,6 +227,11 @@ impl Format for VtdFs {
             e |= PS;
         }
         e
+    }
+
+    #[inline(always)]
+    fn own_entry(&self, raw: u64, level: u32) -> OwnEntry {
+        decoder::own_entry(raw, level)
     }
 
     #[inline(always)]
@@ -258,7 +272,7 @@ impl Format for VtdFs {
     /// `regs = [FSPTPTR, levels (4 or 5), 0, 0]`.
     fn hw_info(&self, root_phys: u64) -> HwInfo {
         HwInfo {
-            root_phys,
+            root_phys: PhysAddr(root_phys),
             regs: [root_phys, self.levels as u64, 0, 0],
         }
     }
@@ -300,6 +314,7 @@ mod tests {
             f.decode(0x1_2340_10e7, 1),
             Entry::Leaf {
                 pa: 0x1_2340_0000,
+                size: 0x20_0000,
                 prot: Prot::RW
             }
         );
@@ -312,6 +327,7 @@ mod tests {
             f.decode(0xfff0_0008_0000_0025, 0),
             Entry::Leaf {
                 pa: 0x8_0000_0000,
+                size: 0x1000,
                 prot: Prot::READ
             }
         );

@@ -4,7 +4,7 @@
 //! VT-d numbers levels 1 (PTE) to 5 (PML5E); the core numbers them 0 to 4. Both stages
 //! use the same IOVA split (FORMATS.md §1.1, §2.1), so the geometry is built here once.
 
-use pgtable_core::{Error, Geometry};
+use pgtable_core::{ConfigError, Error, Geometry};
 
 /// A 4 KiB page, mapped by a PTE (core level 0).
 pub const SZ_4K: u64 = 1 << 12;
@@ -74,9 +74,12 @@ pub(crate) fn check_oas(oas: u32) -> Result<(), Error> {
     if (GRANULE_SHIFT..=crate::bits::MAX_HAW).contains(&oas) {
         Ok(())
     } else {
-        Err(Error::BadConfig(format!(
-            "VT-d output address size {oas} is outside 12..=52 bits"
-        )))
+        Err(ConfigError::OutputSize {
+            bits: oas,
+            min: GRANULE_SHIFT,
+            max: crate::bits::MAX_HAW,
+        }
+        .into())
     }
 }
 
@@ -86,9 +89,12 @@ pub(crate) fn check_haw(haw: u32, oas: u32) -> Result<(), Error> {
     if (oas..=crate::bits::MAX_HAW).contains(&haw) {
         Ok(())
     } else {
-        Err(Error::BadConfig(format!(
-            "host address width {haw} must be within oas ({oas})..=52"
-        )))
+        Err(ConfigError::TableAddressWidth {
+            bits: haw,
+            min: oas,
+            max: crate::bits::MAX_HAW,
+        }
+        .into())
     }
 }
 
@@ -127,16 +133,14 @@ impl PageSizes {
     /// cannot map.
     pub(crate) fn with_requested(self, bitmap: u64) -> Result<Self, Error> {
         if bitmap != 0 && bitmap & SZ_4K == 0 {
-            return Err(Error::BadConfig(format!(
-                "page-size bitmap {bitmap:#x} lacks the 4 KiB granule"
-            )));
+            return Err(ConfigError::GranuleNotMapped { granule: SZ_4K }.into());
         }
         if bitmap & !self.hw != 0 {
-            return Err(Error::BadConfig(format!(
-                "page-size bitmap {bitmap:#x} holds sizes this VT-d configuration cannot map \
-                 (it maps {:#x})",
-                self.hw
-            )));
+            return Err(ConfigError::PageSizes {
+                unsupported: bitmap & !self.hw,
+                allowed: self.hw,
+            }
+            .into());
         }
         Ok(PageSizes {
             hw: self.hw,

@@ -19,17 +19,17 @@
 //! debugfs names through [`level_name`].
 //!
 //! ```
-//! use pgtable_core::{HostMemory, PageTable, Prot};
+//! use pgtable_core::{HostMemory, Iova, PageTable, PhysAddr, Prot};
 //! use std::sync::Arc;
 //! use vtd_format::VtdSs;
 //!
 //! let pt = PageTable::new(VtdSs::new(48, 48)?, Arc::new(HostMemory::new()))?;
-//! pt.map(0x4000_0000, 0x1_0000_0000, 0x20_0000, Prot::RW | Prot::CACHE)?;
-//! let t = pt.translate(0x4000_1234)?;
-//! assert_eq!((t.pa, t.size, t.level), (0x1_0000_1234, 0x20_0000, 1));
+//! pt.map(Iova(0x4000_0000), PhysAddr(0x1_0000_0000), 0x20_0000, Prot::RW | Prot::CACHE)?;
+//! let t = pt.translate(Iova(0x4000_1234))?;
+//! assert_eq!((t.pa, t.size, t.level), (PhysAddr(0x1_0000_1234), 0x20_0000, 1));
 //! let info = pt.info();
 //! let ce = pt.format().context_entry(info.hw.root_phys, 1);
-//! assert_eq!(ce.ssptptr(), info.hw.root_phys);
+//! assert_eq!(ce.ssptptr(), info.hw.root_phys.0);
 //! # Ok::<(), pgtable_core::Error>(())
 //! ```
 //!

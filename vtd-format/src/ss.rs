@@ -7,9 +7,9 @@
 
 use crate::bits::{MAX_HAW, above_haw, mask};
 use crate::context::{Agaw, ContextEntry, PasidEntry};
-use crate::decoder::{Decoder, PS};
+use crate::decoder::{self, Decoder, PS};
 use crate::levels::{self, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
-use pgtable_core::{Entry, Error, Format, Geometry, HwInfo, Prot};
+use pgtable_core::{ConfigError, Entry, Error, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
 
 /// Read permission (bit 0).
 const R: u64 = 1 << 0;
@@ -37,13 +37,13 @@ const TM: u64 = 1 << 62;
 /// they are accepted and ignored ([`Format::effective_prot`] drops them).
 ///
 /// ```
-/// use pgtable_core::{ArenaMemory, Format, PageTable, Prot};
+/// use pgtable_core::{ArenaMemory, Format, Iova, PageTable, PhysAddr, Prot};
 /// use std::sync::Arc;
 /// use vtd_format::VtdSs;
 ///
 /// let mem = Arc::new(ArenaMemory::new(0x1000_0000, 1 << 20));
 /// let pt = PageTable::new(VtdSs::new(48, 48)?, mem.clone())?;
-/// pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, Prot::RW)?;
+/// pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, Prot::RW)?;
 /// // FORMATS.md §5.1: the PTE lands in the fourth table at index 0x145.
 /// assert_eq!(mem.read_u64(0x1000_3a28), Some(0x8_0000_0003));
 /// assert_eq!(pt.info().hw.regs[..2], [0x1000_0000, 2]); // SSPTPTR, AW
@@ -92,9 +92,12 @@ impl VtdSs {
         // Below 31 bits the AGAW would be 30 (AW 0, 2 levels), which no current
         // hardware reports and generic_pt never picks.
         let Some(levels) = levels::levels_for(ias).filter(|_| ias >= 31) else {
-            return Err(Error::BadConfig(format!(
-                "VT-d second-stage input address size {ias} is outside 31..=57 bits"
-            )));
+            return Err(ConfigError::InputSize {
+                bits: ias,
+                min: 31,
+                max: 57,
+            }
+            .into());
         };
         levels::check_oas(oas)?;
         Ok(VtdSs {
@@ -180,13 +183,14 @@ impl VtdSs {
     /// table is at `ssptptr`, tagged with domain id `did` (FORMATS.md §1.2).
     ///
     /// ```
+    /// use pgtable_core::{PhysAddr};
     /// use vtd_format::VtdSs;
-    /// let ce = VtdSs::new(48, 48)?.context_entry(0x1000_0000, 1);
+    /// let ce = VtdSs::new(48, 48)?.context_entry(PhysAddr(0x1000_0000), 1);
     /// assert_eq!((ce.lo, ce.hi), (0x1000_0001, 0x102));
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub const fn context_entry(&self, ssptptr: u64, did: u16) -> ContextEntry {
-        ContextEntry::second_stage(ssptptr, self.agaw(), did)
+    pub const fn context_entry(&self, ssptptr: PhysAddr, did: u16) -> ContextEntry {
+        ContextEntry::second_stage(ssptptr.0, self.agaw(), did)
     }
 
     /// The scalable-mode PASID entry (PGTT=010, second stage only) for a table whose top
@@ -194,13 +198,14 @@ impl VtdSs {
     /// [`PasidEntry::with_pwsnp`] when ECAP.SMPWC is set.
     ///
     /// ```
+    /// use pgtable_core::{PhysAddr};
     /// use vtd_format::VtdSs;
-    /// let pe = VtdSs::new(48, 48)?.pasid_entry(0x1000_0000, 1);
+    /// let pe = VtdSs::new(48, 48)?.pasid_entry(PhysAddr(0x1000_0000), 1);
     /// assert_eq!(pe.val[..2], [0x1000_0089, 1]);
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub const fn pasid_entry(&self, ssptptr: u64, did: u16) -> PasidEntry {
-        PasidEntry::second_stage(ssptptr, self.agaw(), did)
+    pub const fn pasid_entry(&self, ssptptr: PhysAddr, did: u16) -> PasidEntry {
+        PasidEntry::second_stage(ssptptr.0, self.agaw(), did)
     }
 
     /// The bits a hardware walker requires to be zero in a present entry of core
@@ -232,7 +237,13 @@ impl VtdSs {
     }
 }
 
-impl Format for VtdSs {
+// SAFETY: table pointers are `pa | permission bits` with PS clear, which `decode` (the
+// shared decoder: PS clear above level 0 is a table, address bits 51:12 below the HAW)
+// and `own_entry` (bits 51:12) both give back as `pa` for every 4 KiB-aligned `pa` below
+// the table HAW (other addresses fail the walker's install check). Leaves are PTEs or
+// carry PS, which `own_entry` never reads as a table, whatever A/D bits the hardware
+// sets; neither encoding is 0 (a leaf has R or W, or P; a table pointer R|W or P).
+unsafe impl Format for VtdSs {
     fn geometry(&self) -> Geometry {
         levels::geometry(self.levels, self.ias, self.oas, self.sizes.used())
     }
@@ -261,6 +272,11 @@ impl Format for VtdSs {
             e |= PS;
         }
         e
+    }
+
+    #[inline(always)]
+    fn own_entry(&self, raw: u64, level: u32) -> OwnEntry {
+        decoder::own_entry(raw, level)
     }
 
     #[inline(always)]
@@ -309,7 +325,7 @@ impl Format for VtdSs {
     /// `regs = [SSPTPTR, AW code, 0, 0]`.
     fn hw_info(&self, root_phys: u64) -> HwInfo {
         HwInfo {
-            root_phys,
+            root_phys: PhysAddr(root_phys),
             regs: [root_phys, self.agaw().code() as u64, 0, 0],
         }
     }
@@ -362,6 +378,7 @@ mod tests {
             f48().decode(0x8_0000_0083, 0),
             Entry::Leaf {
                 pa: 0x8_0000_0000,
+                size: 0x1000,
                 prot: Prot::RW
             }
         );

@@ -1,7 +1,9 @@
 //! Entry encodings and the hardware decoder: every prot combination round-trips at
 //! every leaf level, and every reserved bit of FORMATS.md §1.4 / §2.2 faults.
 
-use pgtable_core::{ArenaMemory, Entry, Fault, Format, PageTable, Prot};
+use pgtable_core::{
+    ArenaMemory, Entry, Fault, ForeignTable, Format, Iova, PageTable, PhysAddr, Prot,
+};
 use std::sync::Arc;
 use vtd_format::{VtdFs, VtdSs};
 
@@ -52,7 +54,15 @@ fn ss_leaf_bits_for_every_prot() {
                     assert_eq!(raw, want, "{p:?} at level {level}");
                     let eff = p & (Prot::RW | if snoop { Prot::CACHE } else { Prot::empty() });
                     assert_eq!(f.effective_prot(p), eff);
-                    assert_eq!(f.decode(raw, level), Entry::Leaf { pa, prot: eff }, "{p:?}");
+                    assert_eq!(
+                        f.decode(raw, level),
+                        Entry::Leaf {
+                            pa,
+                            size: 1 << shift,
+                            prot: eff
+                        },
+                        "{p:?}"
+                    );
                 }
             }
         }
@@ -74,7 +84,15 @@ fn fs_leaf_bits_for_every_prot() {
                 assert_eq!(raw, want, "{p:?} at level {level}");
                 let eff = Prot::READ | (p & (Prot::WRITE | Prot::PRIV));
                 assert_eq!(f.effective_prot(p), eff);
-                assert_eq!(f.decode(raw, level), Entry::Leaf { pa, prot: eff }, "{p:?}");
+                assert_eq!(
+                    f.decode(raw, level),
+                    Entry::Leaf {
+                        pa,
+                        size: 1 << shift,
+                        prot: eff
+                    },
+                    "{p:?}"
+                );
             }
         }
     }
@@ -120,9 +138,13 @@ fn prot_through_the_table<F: Format>(f: F) {
         for p in all_prots() {
             iova += size;
             iova = iova.next_multiple_of(size);
-            pt.map_pages(iova, iova, size, 1, p).unwrap();
-            let t = pt.translate(iova).unwrap();
-            assert_eq!((t.pa, t.size, t.prot), (iova, size, f.effective_prot(p)));
+            pt.map_pages(Iova(iova), PhysAddr(iova), size, 1, p)
+                .unwrap();
+            let t = pt.translate(Iova(iova)).unwrap();
+            assert_eq!(
+                (t.pa, t.size, t.prot),
+                (PhysAddr(iova), size, f.effective_prot(p))
+            );
         }
     }
 }
@@ -285,6 +307,7 @@ fn fs_prot_bits_decode() {
         leaf(0x1025),
         Entry::Leaf {
             pa: 0x1000,
+            size: 0x1000,
             prot: Prot::READ
         }
     );
@@ -292,6 +315,7 @@ fn fs_prot_bits_decode() {
         leaf(0x1027),
         Entry::Leaf {
             pa: 0x1000,
+            size: 0x1000,
             prot: Prot::RW
         }
     );
@@ -299,6 +323,7 @@ fn fs_prot_bits_decode() {
         leaf(0x1023),
         Entry::Leaf {
             pa: 0x1000,
+            size: 0x1000,
             prot: Prot::RW | Prot::PRIV
         }
     );
@@ -306,6 +331,7 @@ fn fs_prot_bits_decode() {
         leaf(0x1001),
         Entry::Leaf {
             pa: 0x1000,
+            size: 0x1000,
             prot: Prot::READ | Prot::PRIV
         }
     );
@@ -327,13 +353,21 @@ fn poke(mem: &ArenaMemory, pa: u64, value: u64) {
 fn walker_reports_reserved_faults_in_foreign_tables() {
     let mem = Arc::new(ArenaMemory::new(0x1000_0000, 1 << 20));
     let pt = PageTable::new(ss48(), mem.clone()).unwrap();
-    pt.map_pages(0x1234_5000, 0x8_0000_0000, 0x1000, 1, Prot::RW)
-        .unwrap();
+    pt.map_pages(
+        Iova(0x1234_5000),
+        PhysAddr(0x8_0000_0000),
+        0x1000,
+        1,
+        Prot::RW,
+    )
+    .unwrap();
+    // The same tables, as a VMM would see them in a guest's memory.
+    let view = ForeignTable::new(ss48(), mem.clone(), pt.root_phys()).unwrap();
     // Bit 62 (the former TM bit) in the PTE, as an old driver might have written it.
     poke(&mem, 0x1000_3a28, 0x4000_0008_0000_0003);
-    match pt.translate(0x1234_5000) {
+    match view.translate(Iova(0x1234_5000)) {
         Err(pgtable_core::Error::Fault {
-            iova: 0x1234_5000,
+            iova: Iova(0x1234_5000),
             fault:
                 Fault::Reserved {
                     raw: 0x4000_0008_0000_0003,
@@ -346,12 +380,15 @@ fn walker_reports_reserved_faults_in_foreign_tables() {
     poke(&mem, 0x1000_3a28, 0x8_0000_0003);
     poke(&mem, 0x1000_0000, 0x1000_1083);
     assert!(matches!(
-        pt.translate(0x1234_5000),
+        view.translate(Iova(0x1234_5000)),
         Err(pgtable_core::Error::Fault {
             fault: Fault::Reserved { bits: 0x80, .. },
             ..
         })
     ));
     poke(&mem, 0x1000_0000, 0x1000_1003);
-    assert_eq!(pt.iova_to_phys(0x1234_5678), Some(0x8_0000_0678));
+    assert_eq!(
+        view.translate(Iova(0x1234_5678)).unwrap().pa,
+        PhysAddr(0x8_0000_0678)
+    );
 }

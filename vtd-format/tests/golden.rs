@@ -2,6 +2,7 @@
 //! the examples' physical addresses by an `ArenaMemory`.
 
 use pgtable_core::{ArenaMemory, Format, PageTable, Prot, TableMemory, TablePage};
+use pgtable_core::{Iova, PhysAddr};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use vtd_format::{Agaw, ContextEntry, PasidEntry, VtdFs, VtdSs};
@@ -63,15 +64,16 @@ const SS_4LEVEL: [(u64, u64); 4] = [
 fn ss_4level_rw_4k() {
     let mem = arena(SS_BASE);
     let pt = PageTable::new(VtdSs::new(48, 48).unwrap(), mem.clone()).unwrap();
-    assert_eq!(pt.root_phys(), 0x1000_0000);
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW).unwrap();
+    assert_eq!(pt.root_phys(), PhysAddr(0x1000_0000));
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW)
+        .unwrap();
     assert_words(&mem, &SS_4LEVEL);
-    assert_eq!(pt.info().hw.root_phys, 0x1000_0000);
+    assert_eq!(pt.info().hw.root_phys, PhysAddr(0x1000_0000));
     assert_eq!(pt.info().hw.regs, [0x1000_0000, 2, 0, 0]);
-    let t = pt.translate(IOVA + 0x123).unwrap();
+    let t = pt.translate(Iova(IOVA + 0x123)).unwrap();
     assert_eq!(
         (t.pa, t.size, t.level, t.prot),
-        (PA + 0x123, 0x1000, 0, Prot::RW)
+        (PhysAddr(PA + 0x123), 0x1000, 0, Prot::RW)
     );
 }
 
@@ -79,22 +81,25 @@ fn ss_4level_rw_4k() {
 fn ss_force_snoop_leaf() {
     let mem = arena(SS_BASE);
     let pt = PageTable::new(VtdSs::new(48, 48).unwrap(), mem.clone()).unwrap();
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW | Prot::CACHE)
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW | Prot::CACHE)
         .unwrap();
     let mut words = SS_4LEVEL;
     words[3].1 = 0x8_0000_0803;
     assert_words(&mem, &words);
-    assert_eq!(pt.translate(IOVA).unwrap().prot, Prot::RW | Prot::CACHE);
+    assert_eq!(
+        pt.translate(Iova(IOVA)).unwrap().prot,
+        Prot::RW | Prot::CACHE
+    );
 }
 
 #[test]
 fn ss_context_and_pasid_entries() {
     let f = VtdSs::new(48, 48).unwrap();
-    let ce = f.context_entry(0x1000_0000, 1);
+    let ce = f.context_entry(PhysAddr(0x1000_0000), 1);
     assert_eq!(ce.lo, 0x0000_0000_1000_0001);
     assert_eq!(ce.hi, 0x0000_0000_0000_0102);
     assert_eq!(ce, ContextEntry::second_stage(0x1000_0000, Agaw::Bits48, 1));
-    let pe = f.pasid_entry(0x1000_0000, 1);
+    let pe = f.pasid_entry(PhysAddr(0x1000_0000), 1);
     assert_eq!(pe.val, [0x0000_0000_1000_0089, 1, 0, 0, 0, 0, 0, 0]);
     assert_eq!(
         pe.with_pwsnp(true).val,
@@ -103,11 +108,17 @@ fn ss_context_and_pasid_entries() {
     assert_eq!(pe, PasidEntry::second_stage(0x1000_0000, Agaw::Bits48, 1));
     // Other depths only change AW.
     assert_eq!(
-        VtdSs::new(39, 48).unwrap().context_entry(0x1000_1000, 1).hi,
+        VtdSs::new(39, 48)
+            .unwrap()
+            .context_entry(PhysAddr(0x1000_1000), 1)
+            .hi,
         0x101
     );
     assert_eq!(
-        VtdSs::new(57, 48).unwrap().pasid_entry(0x1000_4000, 1).val[0],
+        VtdSs::new(57, 48)
+            .unwrap()
+            .pasid_entry(PhysAddr(0x1000_4000), 1)
+            .val[0],
         0x1000_408d
     );
 }
@@ -118,8 +129,9 @@ fn ss_3level_uses_the_pdpt_as_root() {
     let mem = arena(SS_BASE);
     let _skip = mem.alloc(PAGE, PAGE).unwrap();
     let pt = PageTable::new(VtdSs::new(39, 48).unwrap(), mem.clone()).unwrap();
-    assert_eq!(pt.root_phys(), 0x1000_1000);
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW).unwrap();
+    assert_eq!(pt.root_phys(), PhysAddr(0x1000_1000));
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW)
+        .unwrap();
     assert_words(&mem, &SS_4LEVEL[1..]);
     assert_eq!(pt.info().hw.regs, [0x1000_1000, 1, 0, 0]);
     let ce = pt.format().context_entry(pt.root_phys(), 1);
@@ -131,8 +143,9 @@ fn ss_5level_adds_a_pml5() {
     // PML5 at page 4, then the PML4, PDPT, PD and PT at pages 0..3, as in the example.
     let mem = arena_in_order(SS_BASE, &[4, 0, 1, 2, 3]);
     let pt = PageTable::new(VtdSs::new(57, 48).unwrap(), mem.clone()).unwrap();
-    assert_eq!(pt.root_phys(), 0x1000_4000);
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW).unwrap();
+    assert_eq!(pt.root_phys(), PhysAddr(0x1000_4000));
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW)
+        .unwrap();
     let mut words = SS_4LEVEL.to_vec();
     words.push((0x1000_4000, 0x1000_0003));
     assert_words(&mem, &words);
@@ -144,7 +157,8 @@ fn ss_5level_in_allocation_order() {
     // The plain bump order puts the PML5 first; the same words, one table later.
     let mem = arena(SS_BASE);
     let pt = PageTable::new(VtdSs::new(57, 48).unwrap(), mem.clone()).unwrap();
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW)
+        .unwrap();
     assert_words(
         &mem,
         &[
@@ -162,8 +176,8 @@ fn ss_2m_read_only_snoop() {
     let mem = arena(SS_BASE);
     let pt = PageTable::new(VtdSs::new(48, 48).unwrap(), mem.clone()).unwrap();
     pt.map_pages(
-        0x4060_0000,
-        0x1_2340_0000,
+        Iova(0x4060_0000),
+        PhysAddr(0x1_2340_0000),
         0x20_0000,
         1,
         Prot::READ | Prot::CACHE,
@@ -177,10 +191,15 @@ fn ss_2m_read_only_snoop() {
             (0x1000_2018, 0x0000_0001_2340_0881),
         ],
     );
-    let t = pt.translate(0x4061_2345).unwrap();
+    let t = pt.translate(Iova(0x4061_2345)).unwrap();
     assert_eq!(
         (t.pa, t.size, t.level, t.prot),
-        (0x1_2341_2345, 0x20_0000, 1, Prot::READ | Prot::CACHE)
+        (
+            PhysAddr(0x1_2341_2345),
+            0x20_0000,
+            1,
+            Prot::READ | Prot::CACHE
+        )
     );
 }
 
@@ -188,8 +207,14 @@ fn ss_2m_read_only_snoop() {
 fn ss_1g_rw() {
     let mem = arena(SS_BASE);
     let pt = PageTable::new(VtdSs::new(48, 48).unwrap(), mem.clone()).unwrap();
-    pt.map_pages(0x80_4000_0000, 0x40_0000_0000, 1 << 30, 1, Prot::RW)
-        .unwrap();
+    pt.map_pages(
+        Iova(0x80_4000_0000),
+        PhysAddr(0x40_0000_0000),
+        1 << 30,
+        1,
+        Prot::RW,
+    )
+    .unwrap();
     assert_words(
         &mem,
         &[
@@ -197,8 +222,11 @@ fn ss_1g_rw() {
             (0x1000_1008, 0x0000_0040_0000_0083),
         ],
     );
-    let t = pt.translate(0x80_4000_0000).unwrap();
-    assert_eq!((t.pa, t.size, t.level), (0x40_0000_0000, 1 << 30, 2));
+    let t = pt.translate(Iova(0x80_4000_0000)).unwrap();
+    assert_eq!(
+        (t.pa, t.size, t.level),
+        (PhysAddr(0x40_0000_0000), 1 << 30, 2)
+    );
 }
 
 // ------------------------------------------------------------------- §5.2 first stage
@@ -214,41 +242,46 @@ const FS_4LEVEL_RW: [(u64, u64); 4] = [
 fn fs_4level_rw_4k() {
     let mem = arena(FS_BASE);
     let pt = PageTable::new(VtdFs::new(48, 48).unwrap(), mem.clone()).unwrap();
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW)
+        .unwrap();
     assert_words(&mem, &FS_4LEVEL_RW);
     assert_eq!(pt.info().hw.regs, [0x2000_0000, 4, 0, 0]);
-    assert_eq!(pt.translate(IOVA).unwrap().prot, Prot::RW);
+    assert_eq!(pt.translate(Iova(IOVA)).unwrap().prot, Prot::RW);
 }
 
 #[test]
 fn fs_4level_read_only_4k() {
     let mem = arena(FS_BASE);
     let pt = PageTable::new(VtdFs::new(48, 48).unwrap(), mem.clone()).unwrap();
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::READ).unwrap();
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::READ)
+        .unwrap();
     let mut words = FS_4LEVEL_RW;
     words[3].1 = 0x8_0000_0025;
     assert_words(&mem, &words);
-    assert_eq!(pt.translate(IOVA).unwrap().prot, Prot::READ);
+    assert_eq!(pt.translate(Iova(IOVA)).unwrap().prot, Prot::READ);
 }
 
 #[test]
 fn fs_write_only_maps_read_write() {
     let mem = arena(FS_BASE);
     let pt = PageTable::new(VtdFs::new(48, 48).unwrap(), mem.clone()).unwrap();
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::WRITE).unwrap();
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::WRITE)
+        .unwrap();
     assert_words(&mem, &FS_4LEVEL_RW);
 }
 
 #[test]
 fn fs_pasid_entry() {
     let f = VtdFs::new(48, 48).unwrap();
-    let pe = f.pasid_entry(0x2000_0000, 1);
+    let pe = f.pasid_entry(PhysAddr(0x2000_0000), 1);
     assert_eq!(pe.val, [0x49, 1, 0x0000_0000_2000_0000, 0, 0, 0, 0, 0]);
     assert_eq!(
         pe,
         PasidEntry::first_stage(0x2000_0000, false, Agaw::Bits48, 1)
     );
-    let pe5 = VtdFs::new(57, 48).unwrap().pasid_entry(0x2000_4000, 1);
+    let pe5 = VtdFs::new(57, 48)
+        .unwrap()
+        .pasid_entry(PhysAddr(0x2000_4000), 1);
     assert_eq!(pe5.val[2], 0x2000_4004); // FSPM = 1
     assert!(pe5.five_level());
 }
@@ -257,8 +290,9 @@ fn fs_pasid_entry() {
 fn fs_5level_adds_a_pml5() {
     let mem = arena_in_order(FS_BASE, &[4, 0, 1, 2, 3]);
     let pt = PageTable::new(VtdFs::new(57, 48).unwrap(), mem.clone()).unwrap();
-    assert_eq!(pt.root_phys(), 0x2000_4000);
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW).unwrap();
+    assert_eq!(pt.root_phys(), PhysAddr(0x2000_4000));
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW)
+        .unwrap();
     let mut words = FS_4LEVEL_RW.to_vec();
     words.push((0x2000_4000, 0x2000_0027));
     assert_words(&mem, &words);
@@ -269,8 +303,14 @@ fn fs_5level_adds_a_pml5() {
 fn fs_2m_rw() {
     let mem = arena(FS_BASE);
     let pt = PageTable::new(VtdFs::new(48, 48).unwrap(), mem.clone()).unwrap();
-    pt.map_pages(0x4060_0000, 0x1_2340_0000, 0x20_0000, 1, Prot::RW)
-        .unwrap();
+    pt.map_pages(
+        Iova(0x4060_0000),
+        PhysAddr(0x1_2340_0000),
+        0x20_0000,
+        1,
+        Prot::RW,
+    )
+    .unwrap();
     assert_words(
         &mem,
         &[
@@ -286,8 +326,8 @@ fn fs_1g_rw_and_priv() {
     let mem = arena(FS_BASE);
     let pt = PageTable::new(VtdFs::new(48, 48).unwrap(), mem.clone()).unwrap();
     pt.map_pages(
-        0x80_4000_0000,
-        0x40_0000_0000,
+        Iova(0x80_4000_0000),
+        PhysAddr(0x40_0000_0000),
         1 << 30,
         1,
         Prot::RW | Prot::PRIV,
@@ -302,7 +342,7 @@ fn fs_1g_rw_and_priv() {
         ],
     );
     assert_eq!(
-        pt.translate(0x80_4000_0000).unwrap().prot,
+        pt.translate(Iova(0x80_4000_0000)).unwrap().prot,
         Prot::RW | Prot::PRIV
     );
 }
@@ -312,7 +352,8 @@ fn fs_1g_rw_and_priv() {
 #[test]
 fn dumps_use_linux_level_names() {
     let pt = PageTable::new(VtdSs::new(57, 48).unwrap(), arena(SS_BASE)).unwrap();
-    pt.map_pages(IOVA, PA, 0x1000, 1, Prot::RW).unwrap();
+    pt.map_pages(Iova(IOVA), PhysAddr(PA), 0x1000, 1, Prot::RW)
+        .unwrap();
     let text = pt.dump_string();
     let header = text.lines().nth(1).unwrap();
     let names: Vec<&str> = header.split_whitespace().collect();

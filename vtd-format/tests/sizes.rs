@@ -2,6 +2,7 @@
 //! space: the last page below it, the first IOVA beyond it, FS's upper half.
 
 use pgtable_core::{ArenaMemory, Error, Format, Gather, PageTable, Prot};
+use pgtable_core::{Iova, PhysAddr};
 use std::sync::Arc;
 use vtd_format::{SZ_1G, SZ_2M, SZ_4K, VtdFs, VtdSs};
 
@@ -17,7 +18,7 @@ fn each_size_each_level<F: Format>(f: F) {
     for (level, size) in [(0, SZ_4K), (1, SZ_2M), (2, SZ_1G)] {
         if !geo.leaf_allowed(level) {
             assert!(matches!(
-                pt.map_pages(0, 0, size, 1, Prot::RW),
+                pt.map_pages(Iova(0), PhysAddr(0), size, 1, Prot::RW),
                 Err(Error::UnsupportedSize(s)) if s == size
             ));
             continue;
@@ -29,21 +30,31 @@ fn each_size_each_level<F: Format>(f: F) {
         {
             let pa = ((iova + offset) % (1 << geo.oas)) & !(size - 1);
             let prot = Prot::RW;
-            assert_eq!(pt.map_pages(iova, pa, size, 1, prot), Ok(size));
+            assert_eq!(
+                pt.map_pages(Iova(iova), PhysAddr(pa), size, 1, prot),
+                Ok(size)
+            );
             assert!(matches!(
-                pt.map_pages(iova, pa, size, 1, prot),
-                Err(Error::Exists { iova: at, mapped: 0 }) if at == iova
+                pt.map_pages(Iova(iova), PhysAddr(pa), size, 1, prot),
+                Err(Error::Exists { iova: at, mapped: 0 }) if at == Iova(iova)
             ));
-            let t = pt.translate(iova + size - 8).unwrap();
-            assert_eq!((t.pa, t.size, t.level), (pa + size - 8, size, level));
+            let t = pt.translate(Iova(iova + size - 8)).unwrap();
+            assert_eq!(
+                (t.pa, t.size, t.level),
+                (PhysAddr(pa + size - 8), size, level)
+            );
             assert_eq!(t.prot, f.effective_prot(prot));
             let mut g = Gather::new();
-            assert_eq!(pt.unmap(iova, size, &mut g), Ok(size));
+            assert_eq!(pt.unmap(Iova(iova), size, &mut g), Ok(size));
             g.release();
-            assert!(matches!(pt.translate(iova), Err(Error::NotMapped(_))));
-            assert_eq!(pt.map_pages(iova, pa, size, 1, Prot::READ), Ok(size));
-            assert_eq!(pt.iova_to_phys(iova), Some(pa));
-            assert_eq!(pt.unmap_pages(iova, size, 1, &mut g), Ok(size));
+            assert!(matches!(pt.translate(Iova(iova)), Err(Error::NotMapped(_))));
+            assert_eq!(
+                pt.map_pages(Iova(iova), PhysAddr(pa), size, 1, Prot::READ),
+                Ok(size)
+            );
+            assert_eq!(pt.iova_to_phys(Iova(iova)), Some(PhysAddr(pa)));
+            assert_eq!(pt.unmap_pages(Iova(iova), size, 1, &mut g), Ok(size));
+            g.release();
         }
     }
 }
@@ -72,15 +83,18 @@ fn second_stage_input_limit_is_ias() {
         let pt = table(VtdSs::new(ias, 48).unwrap());
         let end = 1u64 << ias;
         assert_eq!(
-            pt.map_pages(end - SZ_4K, 0x1000, SZ_4K, 1, Prot::RW),
+            pt.map_pages(Iova(end - SZ_4K), PhysAddr(0x1000), SZ_4K, 1, Prot::RW),
             Ok(SZ_4K)
         );
-        assert_eq!(pt.iova_to_phys(end - 1), Some(0x1fff));
+        assert_eq!(pt.iova_to_phys(Iova(end - 1)), Some(PhysAddr(0x1fff)));
         assert!(matches!(
-            pt.map_pages(end, 0x1000, SZ_4K, 1, Prot::RW),
+            pt.map_pages(Iova(end), PhysAddr(0x1000), SZ_4K, 1, Prot::RW),
             Err(Error::IovaRange { bits, .. }) if bits == ias
         ));
-        assert!(matches!(pt.translate(end), Err(Error::IovaRange { .. })));
+        assert!(matches!(
+            pt.translate(Iova(end)),
+            Err(Error::IovaRange { .. })
+        ));
     }
 }
 
@@ -91,21 +105,27 @@ fn first_stage_refuses_the_upper_half() {
         let half = 1u64 << (ias - 1);
         // The last lower-half page is fine.
         assert_eq!(
-            pt.map_pages(half - SZ_4K, 0x1000, SZ_4K, 1, Prot::RW),
+            pt.map_pages(Iova(half - SZ_4K), PhysAddr(0x1000), SZ_4K, 1, Prot::RW),
             Ok(SZ_4K)
         );
-        assert_eq!(pt.iova_to_phys(half - 1), Some(0x1fff));
+        assert_eq!(pt.iova_to_phys(Iova(half - 1)), Some(PhysAddr(0x1fff)));
         // The first upper-half (canonical) IOVA, and a non-canonical one, are not.
         for iova in [upper, upper + 0x1000, half] {
             assert!(matches!(
-                pt.map_pages(iova, 0x1000, SZ_4K, 1, Prot::RW),
+                pt.map_pages(Iova(iova), PhysAddr(0x1000), SZ_4K, 1, Prot::RW),
                 Err(Error::IovaRange { bits, .. }) if bits == ias - 1
             ));
-            assert!(matches!(pt.translate(iova), Err(Error::IovaRange { .. })));
+            assert!(matches!(
+                pt.translate(Iova(iova)),
+                Err(Error::IovaRange { .. })
+            ));
         }
         assert!(
-            pt.walk(upper, 0x1000, |_| std::ops::ControlFlow::<()>::Continue(()))
-                .is_err()
+            pt.walk(
+                Iova(upper)..Iova(upper) + 0x1000,
+                |_| std::ops::ControlFlow::<()>::Continue(())
+            )
+            .is_err()
         );
     }
 }
@@ -114,16 +134,16 @@ fn first_stage_refuses_the_upper_half() {
 fn output_limit_is_oas() {
     let pt = table(VtdSs::new(48, 40).unwrap());
     assert_eq!(
-        pt.map_pages(0, (1 << 40) - SZ_2M, SZ_2M, 1, Prot::RW),
+        pt.map_pages(Iova(0), PhysAddr((1 << 40) - SZ_2M), SZ_2M, 1, Prot::RW),
         Ok(SZ_2M)
     );
     assert!(matches!(
-        pt.map_pages(SZ_2M, 1 << 40, SZ_2M, 1, Prot::RW),
+        pt.map_pages(Iova(SZ_2M), PhysAddr(1 << 40), SZ_2M, 1, Prot::RW),
         Err(Error::PhysRange { bits: 40, .. })
     ));
     let pt = table(VtdFs::new(48, 39).unwrap());
     assert!(matches!(
-        pt.map_pages(0, 1 << 39, SZ_4K, 1, Prot::RW),
+        pt.map_pages(Iova(0), PhysAddr(1 << 39), SZ_4K, 1, Prot::RW),
         Err(Error::PhysRange { bits: 39, .. })
     ));
 }
@@ -137,11 +157,11 @@ fn pgsize_bitmap_restricts_map() {
     assert_eq!(f.geometry().pgsize_bitmap, SZ_4K);
     let pt = table(f);
     assert_eq!(
-        pt.map_pages(0, 0, SZ_2M, 1, Prot::RW),
+        pt.map_pages(Iova(0), PhysAddr(0), SZ_2M, 1, Prot::RW),
         Err(Error::UnsupportedSize(SZ_2M))
     );
-    assert_eq!(pt.map(0, 0, SZ_2M, Prot::RW), Ok(SZ_2M));
-    let t = pt.translate(0x1f_f000).unwrap();
+    assert_eq!(pt.map(Iova(0), PhysAddr(0), SZ_2M, Prot::RW), Ok(SZ_2M));
+    let t = pt.translate(Iova(0x1f_f000)).unwrap();
     assert_eq!((t.size, t.level), (SZ_4K, 0));
 
     // 0 is "everything the configuration maps"; unsupported sizes and no 4K fail.
@@ -186,10 +206,10 @@ fn map_picks_superpages() {
     let pt = table(VtdSs::new(39, 48).unwrap());
     // 4K up to a 2M boundary, 2M up to 1G, one 1G, then 4K.
     let (iova, len) = (SZ_1G - SZ_2M - SZ_4K, SZ_4K + SZ_2M + SZ_1G + SZ_4K);
-    assert_eq!(pt.map(iova, iova, len, Prot::RW), Ok(len));
+    assert_eq!(pt.map(Iova(iova), PhysAddr(iova), len, Prot::RW), Ok(len));
     let mut levels = vec![];
-    pt.walk(0, 0, |t| {
-        levels.push((t.iova, t.level));
+    pt.walk(.., |t| {
+        levels.push((t.iova.0, t.level));
         std::ops::ControlFlow::<()>::Continue(())
     })
     .unwrap();

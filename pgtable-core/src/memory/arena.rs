@@ -1,6 +1,6 @@
 //! A bounded region of table memory at a chosen physical base (phys != virt).
 
-use super::{TableMemory, TablePage};
+use super::{TableMemory, TablePage, ViewMemory};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::{BTreeMap, VecDeque};
 use std::ptr::NonNull;
@@ -237,10 +237,32 @@ unsafe impl TableMemory for ArenaMemory {
     #[inline]
     fn phys_to_virt(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
         let off = self.offset(phys)?;
-        if off + len > self.capacity() {
+        if len > self.capacity() - off {
             return None;
         }
         // SAFETY: off is inside the region.
         Some(unsafe { self.region.add(off) })
+    }
+}
+
+// SAFETY: `view` hands out pointers only for ranges wholly inside the region, which the
+// arena owns until it drops; the region is 1 MiB aligned, so an 8-byte aligned `phys`
+// gives an 8-byte aligned pointer, and misaligned requests are refused.
+unsafe impl ViewMemory for ArenaMemory {
+    #[inline]
+    fn view(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
+        if phys % 8 != 0 {
+            return None;
+        }
+        let off = self.offset(phys)?;
+        if len > self.capacity() - off {
+            return None;
+        }
+        // SAFETY: off is inside the region.
+        Some(unsafe { self.region.add(off) })
+    }
+
+    fn writable(&self) -> bool {
+        true
     }
 }
