@@ -90,6 +90,11 @@ typedef struct iommu_pt iommu_pt;
 typedef struct iommu_pt_gather iommu_pt_gather;
 
 /**
+ * A pinned batch of calls (opaque to C).
+ */
+typedef struct iommu_pt_session iommu_pt_session;
+
+/**
  * An IOVA allocator (opaque to C).
  */
 typedef struct iova_domain iova_domain;
@@ -225,6 +230,20 @@ typedef struct iommu_pt_info {
      */
     uint64_t regs[4];
 } iommu_pt_info;
+
+/**
+ * One physically contiguous piece of a scatter-gather list (`iommu_pt_map_sg`).
+ */
+typedef struct iommu_pt_sg {
+    /**
+     * Physical address of the piece (granule aligned).
+     */
+    uint64_t paddr;
+    /**
+     * Its length in bytes (a multiple of the granule).
+     */
+    uint64_t len;
+} iommu_pt_sg;
 
 /**
  * One leaf (walk) or the leaf covering a queried IOVA (translate).
@@ -400,6 +419,29 @@ int iommu_pt_map_pages(struct iommu_pt *pt,
 int iommu_pt_map(struct iommu_pt *pt, uint64_t iova, uint64_t paddr, uint64_t len, uint32_t prot);
 
 /**
+ * Maps a scatter-gather list: the `nents` pieces of `sg` one after another in IOVA
+ * space from `iova` (piece `i` at `iova` plus the lengths of the pieces before it), each
+ * with the largest page sizes that fit, as `iommu_pt_map` does, under one epoch pin and
+ * one call (Linux's `iommu_map_sg`). All or nothing: on error nothing stays mapped.
+ * Writes the bytes mapped to `*mapped` (may be NULL): the total on success, 0 on error.
+ *
+ * Returns 0; errors as `iommu_pt_map` (each piece's `paddr` and `len` granule
+ * aligned), `-EINVAL` for a NULL `sg` with `nents > 0`.
+ *
+ * # Safety
+ * `pt` must be NULL or a live table; `sg` NULL or `nents` readable pieces; `mapped`
+ * NULL or writable.
+ *
+ * Thread safety: concurrent with readers anywhere and mutators of disjoint ranges.
+ */
+int iommu_pt_map_sg(struct iommu_pt *pt,
+                    uint64_t iova,
+                    const struct iommu_pt_sg *sg,
+                    size_t nents,
+                    uint32_t prot,
+                    uint64_t *mapped);
+
+/**
  * Unmaps `pgcount` pages of `pgsize` from `iova`; returns the bytes unmapped.
  *
  * No splitting: a start inside a larger leaf or a hole at the start unmaps nothing (0);
@@ -557,6 +599,31 @@ void iommu_pt_gather_release(struct iommu_pt_gather *g);
  * Thread safety: a gather is owned by one thread at a time.
  */
 void iommu_pt_gather_free(struct iommu_pt_gather *g);
+
+/**
+ * Pins the calling thread for a batch of page-table calls: until
+ * `iommu_pt_session_end`, every `iommu_pt_*` call this thread makes (on any table)
+ * shares this one pin instead of paying its own (a few nanoseconds each). Sessions nest.
+ *
+ * While a session is open this thread holds back the reclamation of unlinked table
+ * pages everywhere, so keep it short (a burst of maps or unmaps, one DMA batch) and
+ * never block inside it. Returns NULL if memory is exhausted.
+ *
+ * Thread safety: the session belongs to the calling thread; end it on that thread.
+ */
+struct iommu_pt_session *iommu_pt_session_begin(void);
+
+/**
+ * Ends a session begun on this thread. Returns 0; `-EINVAL` for NULL or for a session
+ * begun on another thread (which is then left open: ending it there is the only
+ * correct way).
+ *
+ * # Safety
+ * `s` must be NULL or a session from `iommu_pt_session_begin` not ended yet.
+ *
+ * Thread safety: on the thread that began the session.
+ */
+int iommu_pt_session_end(struct iommu_pt_session *s);
 
 /**
  * Creates a domain of `granule`-byte pages whose allocations start at `start_pfn`,

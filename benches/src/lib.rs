@@ -4,6 +4,9 @@
 //! Run everything with `cargo bench -p benches`; see `benches/README.md` for the numbers
 //! and `scripts/bench-report.sh` / `scripts/bench-scaling.sh` for the reports.
 
+pub mod capi;
+pub mod floor;
+
 use pgtable_core::{Format, Gather, HostMemory, PageTable, Prot};
 use pgtable_core::{Iova, PhysAddr};
 use smmu_format::{ArmConfig, ArmS1, ArmS2};

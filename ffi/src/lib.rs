@@ -32,6 +32,9 @@ pub mod version;
 // Gathers.
 pub mod gather;
 
+// Sessions: one pin for a batch of calls.
+pub mod session;
+
 // The IOVA allocator.
 pub mod iova;
 
@@ -43,4 +46,5 @@ mod table;
 
 pub use gather::iommu_pt_gather;
 pub use iova::iova_domain;
+pub use session::iommu_pt_session;
 pub use table::iommu_pt;

@@ -1,5 +1,5 @@
-//! [`CMemory`]: table pages from the host heap, or from the caller's
-//! `iommu_pt_mem_ops`; [`CFlush`]: the caller's `iommu_pt_flush_ops`.
+//! [`Callbacks`]: table pages from the caller's `iommu_pt_mem_ops` (a table without
+//! them uses `HostMemory`); [`CFlush`]: the caller's `iommu_pt_flush_ops`.
 //!
 //! A `mem_ops->phys_to_virt` that returns NULL for a page the library allocated breaks
 //! the memory contract: the library checks every page when it installs it (such a page
@@ -10,22 +10,13 @@
 
 use crate::errno::Errno;
 use crate::types::{iommu_pt_flush_ops, iommu_pt_mem_ops};
-use pgtable_core::{FlushWalk, HostMemory, Iova, TableMemory, TablePage};
+use pgtable_core::{FlushWalk, Iova, TableMemory, TablePage};
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
 type AllocFn = unsafe extern "C" fn(*mut c_void, usize, usize, *mut u64) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void, *mut c_void, u64, usize);
 type PhysToVirtFn = unsafe extern "C" fn(*mut c_void, u64) -> *mut c_void;
-
-/// The memory behind a C table.
-#[derive(Debug)]
-pub(crate) enum CMemory {
-    /// `cfg->mem == NULL`: the global allocator, physical address == CPU address.
-    Host(HostMemory),
-    /// The caller's callbacks.
-    Callbacks(Callbacks),
-}
 
 /// A copy of the caller's `iommu_pt_mem_ops` (all three present) and its context.
 #[derive(Debug)]
@@ -42,14 +33,9 @@ unsafe impl Send for Callbacks {}
 // SAFETY: as above.
 unsafe impl Sync for Callbacks {}
 
-impl CMemory {
-    /// Whether this is host memory (no callbacks).
-    pub(crate) fn is_host(&self) -> bool {
-        matches!(self, CMemory::Host(_))
-    }
-
-    /// The memory a config asks for: host memory for NULL `ops`, else a copy of the
-    /// callbacks (so `*ops` itself need not outlive `iommu_pt_new`).
+impl Callbacks {
+    /// The callbacks a config asks for: `None` for NULL `ops` (host memory), else a
+    /// copy of them (so `*ops` itself need not outlive `iommu_pt_new`).
     ///
     /// # Errors
     /// `EINVAL` if a callback is missing.
@@ -59,13 +45,13 @@ impl CMemory {
     pub(crate) unsafe fn new(
         ops: *const iommu_pt_mem_ops,
         ctx: *mut c_void,
-    ) -> Result<Self, Errno> {
+    ) -> Result<Option<Self>, Errno> {
         // SAFETY: forwarded from the caller.
         let Some(ops) = (unsafe { ops.as_ref() }) else {
-            return Ok(CMemory::Host(HostMemory::new()));
+            return Ok(None);
         };
         match (ops.alloc, ops.free, ops.phys_to_virt) {
-            (Some(alloc), Some(free), Some(phys_to_virt)) => Ok(CMemory::Callbacks(Callbacks {
+            (Some(alloc), Some(free), Some(phys_to_virt)) => Ok(Some(Callbacks {
                 alloc,
                 free,
                 phys_to_virt,
@@ -76,54 +62,38 @@ impl CMemory {
     }
 }
 
-// SAFETY: host memory is HostMemory's promise. For callbacks, the C caller promises
-// (C-API.md) zeroed memory aligned as asked, owned until `free`, and a `phys_to_virt`
-// that maps its live allocations; `alloc` below still refuses misaligned pages and zeroes
-// each page, so a careless allocator cannot make the walker misread entries.
-unsafe impl TableMemory for CMemory {
+// SAFETY: the C caller promises (C-API.md) zeroed memory aligned as asked, owned until
+// `free`, and a `phys_to_virt` that maps its live allocations; `alloc` below still
+// refuses misaligned pages and zeroes each page, so a careless allocator cannot make the
+// walker misread entries, and the walker checks every page maps back before using it.
+unsafe impl TableMemory for Callbacks {
     #[inline]
     fn alloc(&self, size: usize, align: usize) -> Option<TablePage> {
-        match self {
-            CMemory::Host(m) => m.alloc(size, align),
-            CMemory::Callbacks(c) => {
-                let mut phys = 0u64;
-                // SAFETY: a call into the caller's allocator with its context.
-                let p = unsafe { (c.alloc)(c.ctx, size, align, &mut phys) };
-                let virt = NonNull::new(p.cast::<u8>())?;
-                let align_mask = (align as u64).saturating_sub(1);
-                if virt.as_ptr() as u64 & align_mask != 0 || phys & align_mask != 0 {
-                    // SAFETY: the allocation came from `alloc` just now and is unused.
-                    unsafe { (c.free)(c.ctx, p, phys, size) };
-                    return None;
-                }
-                // SAFETY: the allocator handed us `size` writable bytes at `virt`.
-                unsafe { virt.as_ptr().write_bytes(0, size) };
-                Some(TablePage { virt, phys, size })
-            }
+        let mut phys = 0u64;
+        // SAFETY: a call into the caller's allocator with its context.
+        let p = unsafe { (self.alloc)(self.ctx, size, align, &mut phys) };
+        let virt = NonNull::new(p.cast::<u8>())?;
+        let align_mask = (align as u64).saturating_sub(1);
+        if virt.as_ptr() as u64 & align_mask != 0 || phys & align_mask != 0 {
+            // SAFETY: the allocation came from `alloc` just now and is unused.
+            unsafe { (self.free)(self.ctx, p, phys, size) };
+            return None;
         }
+        // SAFETY: the allocator handed us `size` writable bytes at `virt`.
+        unsafe { virt.as_ptr().write_bytes(0, size) };
+        Some(TablePage { virt, phys, size })
     }
 
     #[inline]
     unsafe fn free(&self, page: TablePage) {
-        match self {
-            // SAFETY: forwarded from the caller (the page came from `m.alloc`).
-            CMemory::Host(m) => unsafe { m.free(page) },
-            // SAFETY: the page came from the caller's `alloc` and is given back once.
-            CMemory::Callbacks(c) => unsafe {
-                (c.free)(c.ctx, page.virt.as_ptr().cast(), page.phys, page.size)
-            },
-        }
+        // SAFETY: the page came from the caller's `alloc` and is given back once.
+        unsafe { (self.free)(self.ctx, page.virt.as_ptr().cast(), page.phys, page.size) }
     }
 
     #[inline(always)]
-    fn phys_to_virt(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
-        match self {
-            CMemory::Host(m) => m.phys_to_virt(phys, len),
-            CMemory::Callbacks(c) => {
-                // SAFETY: a call into the caller's translation with its context.
-                NonNull::new(unsafe { (c.phys_to_virt)(c.ctx, phys) }.cast())
-            }
-        }
+    fn phys_to_virt(&self, phys: u64, _len: usize) -> Option<NonNull<u8>> {
+        // SAFETY: a call into the caller's translation with its context.
+        NonNull::new(unsafe { (self.phys_to_virt)(self.ctx, phys) }.cast())
     }
 }
 

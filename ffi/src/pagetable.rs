@@ -5,7 +5,9 @@ use crate::errno::Errno;
 use crate::fd::FdWriter;
 use crate::gather::iommu_pt_gather;
 use crate::table::iommu_pt;
-use crate::types::{iommu_pt_config, iommu_pt_info, iommu_pt_leaf_fn, iommu_pt_translation};
+use crate::types::{
+    iommu_pt_config, iommu_pt_info, iommu_pt_leaf_fn, iommu_pt_sg, iommu_pt_translation,
+};
 use pgtable_core::Prot;
 use std::ffi::{c_int, c_void};
 use std::io::{BufWriter, Write};
@@ -147,6 +149,52 @@ pub unsafe extern "C" fn iommu_pt_map(
         let pt = unsafe { obj(pt) }?;
         let prot = Prot::from_bits(prot).ok_or(Errno::INVAL)?;
         pt.map(iova, paddr, len, prot)?;
+        Ok(0)
+    })
+}
+
+/// Maps a scatter-gather list: the `nents` pieces of `sg` one after another in IOVA
+/// space from `iova` (piece `i` at `iova` plus the lengths of the pieces before it), each
+/// with the largest page sizes that fit, as `iommu_pt_map` does, under one epoch pin and
+/// one call (Linux's `iommu_map_sg`). All or nothing: on error nothing stays mapped.
+/// Writes the bytes mapped to `*mapped` (may be NULL): the total on success, 0 on error.
+///
+/// Returns 0; errors as `iommu_pt_map` (each piece's `paddr` and `len` granule
+/// aligned), `-EINVAL` for a NULL `sg` with `nents > 0`.
+///
+/// # Safety
+/// `pt` must be NULL or a live table; `sg` NULL or `nents` readable pieces; `mapped`
+/// NULL or writable.
+///
+/// Thread safety: concurrent with readers anywhere and mutators of disjoint ranges.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iommu_pt_map_sg(
+    pt: *mut iommu_pt,
+    iova: u64,
+    sg: *const iommu_pt_sg,
+    nents: usize,
+    prot: u32,
+    mapped: *mut u64,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: `mapped` is NULL or writable (caller's promise).
+        if let Some(m) = unsafe { mapped.as_mut() } {
+            *m = 0;
+        }
+        // SAFETY: the caller passes NULL or a live table (used through `&`).
+        let pt = unsafe { obj(pt) }?;
+        let prot = Prot::from_bits(prot).ok_or(Errno::INVAL)?;
+        let pieces = match nents {
+            0 => &[][..],
+            // SAFETY: `sg` holds `nents` readable pieces (caller's promise), checked
+            // non-NULL here.
+            n => unsafe { std::slice::from_raw_parts(obj(sg)?, n) },
+        };
+        let bytes = pt.map_sg(iova, pieces, prot)?;
+        // SAFETY: as above.
+        if let Some(m) = unsafe { mapped.as_mut() } {
+            *m = bytes;
+        }
         Ok(0)
     })
 }

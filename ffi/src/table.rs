@@ -2,14 +2,14 @@
 //! named, and the dispatch from the C calls to it.
 
 use crate::errno::Errno;
-use crate::memory::{CFlush, CMemory};
+use crate::memory::{CFlush, Callbacks};
 use crate::types::{
     IOMMU_PT_FMT_ARM_S1, IOMMU_PT_FMT_ARM_S2, IOMMU_PT_FMT_VTD_FS, IOMMU_PT_FMT_VTD_SS,
-    iommu_pt_config, iommu_pt_info, iommu_pt_translation,
+    iommu_pt_config, iommu_pt_info, iommu_pt_sg, iommu_pt_translation,
 };
 use pgtable_core::{
-    DEFAULT_PAGE_CACHE_BYTES, Error, Format, Gather, Iova, PageTable, PhysAddr, Prot, Result,
-    TableMemory, Translation,
+    DEFAULT_PAGE_CACHE_BYTES, Error, Format, Gather, HostMemory, Iova, PageTable, PhysAddr, Prot,
+    Result, TableMemory, Translation,
 };
 use smmu_format::{ArmConfig, ArmS1, ArmS2};
 use std::io;
@@ -23,17 +23,22 @@ const DEFAULT_GRANULE: u32 = 4096;
 /// The smallest output size vtd-format (and the core's geometry) accept: one 4K page.
 const VTD_MIN_OAS: u32 = 12;
 
-/// One table of each format, over C-selected memory.
+/// One table of each format, on host memory or the caller's: the memory is part of the
+/// variant, so one `match` per C call picks a fully monomorphised walker (no dispatch on
+/// the memory at every level of the walk).
 #[derive(Debug)]
 enum Table {
-    VtdSs(PageTable<VtdSs, CMemory>),
-    VtdFs(PageTable<VtdFs, CMemory>),
-    ArmS1(PageTable<ArmS1, CMemory>),
-    ArmS2(PageTable<ArmS2, CMemory>),
+    VtdSs(PageTable<VtdSs, HostMemory>),
+    VtdFs(PageTable<VtdFs, HostMemory>),
+    ArmS1(PageTable<ArmS1, HostMemory>),
+    ArmS2(PageTable<ArmS2, HostMemory>),
+    VtdSsMem(PageTable<VtdSs, Callbacks>),
+    VtdFsMem(PageTable<VtdFs, Callbacks>),
+    ArmS1Mem(PageTable<ArmS1, Callbacks>),
+    ArmS2Mem(PageTable<ArmS2, Callbacks>),
 }
 
-/// Runs `$body` with `$pt` bound to the table, whatever its format (each arm is
-/// monomorphised: no dynamic dispatch below the C call).
+/// Runs `$body` with `$pt` bound to the table, whatever its format and memory.
 macro_rules! dispatch {
     ($table:expr, $pt:ident => $body:expr) => {
         match $table {
@@ -41,8 +46,20 @@ macro_rules! dispatch {
             Table::VtdFs($pt) => $body,
             Table::ArmS1($pt) => $body,
             Table::ArmS2($pt) => $body,
+            Table::VtdSsMem($pt) => $body,
+            Table::VtdFsMem($pt) => $body,
+            Table::ArmS1Mem($pt) => $body,
+            Table::ArmS2Mem($pt) => $body,
         }
     };
+}
+
+/// The format a config names, built (not yet a table).
+enum AnyFormat {
+    VtdSs(VtdSs),
+    VtdFs(VtdFs),
+    ArmS1(ArmS1),
+    ArmS2(ArmS2),
 }
 
 /// An I/O page table handle (opaque to C).
@@ -81,7 +98,7 @@ impl iommu_pt {
         let granule = or_default(cfg.granule, DEFAULT_GRANULE);
         let bitmap = cfg.pgsize_bitmap;
         // SAFETY: forwarded from the caller.
-        let mem = Arc::new(unsafe { CMemory::new(cfg.mem, cfg.mem_ctx) }?);
+        let mem = unsafe { Callbacks::new(cfg.mem, cfg.mem_ctx) }?;
         let vtd = matches!(cfg.format, IOMMU_PT_FMT_VTD_SS | IOMMU_PT_FMT_VTD_FS);
         if vtd && granule != DEFAULT_GRANULE {
             return Err(Errno::INVAL);
@@ -92,36 +109,27 @@ impl iommu_pt {
         let arm = ArmConfig::new(u64::from(granule), ias, fmt_oas);
         // SAFETY: `cfg.flush` is NULL or readable (caller's promise).
         let flush = unsafe { CFlush::new(cfg.flush, cfg.flush_ctx) }?;
-        // The caller's own memory (a DMA pool, guest RAM) gets its pages back as soon as
-        // the epoch frees them; host memory recycles them through the page cache.
-        let cache = if mem.is_host() {
-            DEFAULT_PAGE_CACHE_BYTES
-        } else {
-            0
-        };
-        let flush = (flush, cache);
-        let table = match cfg.format {
-            IOMMU_PT_FMT_VTD_SS => Table::VtdSs(build(
-                VtdSs::new(ias, fmt_oas)?.with_pgsize_bitmap(bitmap)?,
-                mem,
-                flush,
-            )?),
-            IOMMU_PT_FMT_VTD_FS => Table::VtdFs(build(
-                VtdFs::new(ias, fmt_oas)?.with_pgsize_bitmap(bitmap)?,
-                mem,
-                flush,
-            )?),
-            IOMMU_PT_FMT_ARM_S1 => Table::ArmS1(build(
-                ArmS1::new(arm)?.with_pgsize_bitmap(bitmap)?,
-                mem,
-                flush,
-            )?),
-            IOMMU_PT_FMT_ARM_S2 => Table::ArmS2(build(
-                ArmS2::new(arm)?.with_pgsize_bitmap(bitmap)?,
-                mem,
-                flush,
-            )?),
+        let fmt = match cfg.format {
+            IOMMU_PT_FMT_VTD_SS => {
+                AnyFormat::VtdSs(VtdSs::new(ias, fmt_oas)?.with_pgsize_bitmap(bitmap)?)
+            }
+            IOMMU_PT_FMT_VTD_FS => {
+                AnyFormat::VtdFs(VtdFs::new(ias, fmt_oas)?.with_pgsize_bitmap(bitmap)?)
+            }
+            IOMMU_PT_FMT_ARM_S1 => AnyFormat::ArmS1(ArmS1::new(arm)?.with_pgsize_bitmap(bitmap)?),
+            IOMMU_PT_FMT_ARM_S2 => AnyFormat::ArmS2(ArmS2::new(arm)?.with_pgsize_bitmap(bitmap)?),
             _ => return Err(Errno::INVAL),
+        };
+        let (host, cache) = (HostMemory::new(), DEFAULT_PAGE_CACHE_BYTES);
+        let table = match (fmt, mem) {
+            (AnyFormat::VtdSs(f), None) => Table::VtdSs(build(f, host, cache, flush)?),
+            (AnyFormat::VtdFs(f), None) => Table::VtdFs(build(f, host, cache, flush)?),
+            (AnyFormat::ArmS1(f), None) => Table::ArmS1(build(f, host, cache, flush)?),
+            (AnyFormat::ArmS2(f), None) => Table::ArmS2(build(f, host, cache, flush)?),
+            (AnyFormat::VtdSs(f), Some(m)) => Table::VtdSsMem(build(f, m, 0, flush)?),
+            (AnyFormat::VtdFs(f), Some(m)) => Table::VtdFsMem(build(f, m, 0, flush)?),
+            (AnyFormat::ArmS1(f), Some(m)) => Table::ArmS1Mem(build(f, m, 0, flush)?),
+            (AnyFormat::ArmS2(f), Some(m)) => Table::ArmS2Mem(build(f, m, 0, flush)?),
         };
         Ok(iommu_pt {
             table,
@@ -190,6 +198,56 @@ impl iommu_pt {
             return self.refuse_output(pa, len);
         }
         dispatch!(&self.table, pt => pt.map(iova, pa, len, prot))
+    }
+
+    /// Maps the pieces `sg` one after another from `iova` (as `PageTable::map` each),
+    /// under one pin; all or nothing (what was mapped is unmapped through the flush
+    /// hook on failure). Returns the bytes mapped.
+    pub(crate) fn map_sg(&self, iova: u64, sg: &[iommu_pt_sg], prot: Prot) -> Result<u64> {
+        if self.oas_below_granule {
+            return match sg.iter().find(|p| p.len != 0) {
+                Some(p) => self.map(iova, p.paddr, p.len, prot),
+                None => Ok(0),
+            };
+        }
+        dispatch!(&self.table, pt => {
+            let s = pt.session();
+            let mut at = iova;
+            let mut failed = None;
+            for piece in sg {
+                match s.map(Iova(at), PhysAddr(piece.paddr), piece.len, prot) {
+                    Ok(_) => match at.checked_add(piece.len) {
+                        Some(next) => at = next,
+                        None => {
+                            failed = Some(Error::IovaRange {
+                                start: Iova(iova),
+                                len: u64::MAX,
+                                bits: self.ias,
+                            });
+                            break;
+                        }
+                    },
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => Ok(at - iova),
+                Some(e) => {
+                    drop(s);
+                    let mut g = Gather::new();
+                    let _ = pt.unmap(Iova(iova), at - iova, &mut g);
+                    pt.flush_and_release(g);
+                    Err(match e {
+                        Error::Exists { iova, .. } => Error::Exists { iova, mapped: 0 },
+                        Error::NoMemory { .. } => Error::NoMemory { mapped: 0 },
+                        e => e,
+                    })
+                }
+            }
+        })
     }
 
     fn refuse_output(&self, pa: PhysAddr, count: u64) -> Result<u64> {
@@ -269,14 +327,16 @@ impl iommu_pt {
     }
 }
 
-/// A table of format `F` over `mem`, with the caller's flush hook if any and a page
-/// cache of `cache` bytes.
+/// A table of format `F` over `mem` with a page cache of `cache` bytes (host memory
+/// recycles table pages; the caller's memory, a DMA pool or guest RAM, gets each page
+/// back as soon as the epoch frees it) and the caller's flush hook, if any.
 fn build<F: Format, M: TableMemory>(
     fmt: F,
-    mem: Arc<M>,
-    (flush, cache): (Option<CFlush>, usize),
+    mem: M,
+    cache: usize,
+    flush: Option<CFlush>,
 ) -> Result<PageTable<F, M>> {
-    let builder = PageTable::builder(fmt, mem).page_cache_bytes(cache);
+    let builder = PageTable::builder(fmt, Arc::new(mem)).page_cache_bytes(cache);
     match flush {
         Some(hook) => builder.flush(hook).build(),
         None => builder.build(),

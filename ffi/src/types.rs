@@ -112,6 +112,17 @@ pub struct iommu_pt_config {
     pub flush_ctx: *mut c_void,
 }
 
+/// One physically contiguous piece of a scatter-gather list (`iommu_pt_map_sg`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct iommu_pt_sg {
+    /// Physical address of the piece (granule aligned).
+    pub paddr: u64,
+    /// Its length in bytes (a multiple of the granule).
+    pub len: u64,
+}
+
 /// One leaf (walk) or the leaf covering a queried IOVA (translate).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -190,6 +190,16 @@ fn c_gathers_hold_table_pages_until_release() {
 }
 
 #[test]
+fn c_flush_ops_and_gathers_over_two_tables() {
+    c_test("pt_flush.c");
+}
+
+#[test]
+fn c_scatter_gather_maps_and_sessions() {
+    c_test("pt_batch.c");
+}
+
+#[test]
 fn c_threads_never_touch_a_freed_table_page() {
     c_test("pt_threads.c");
 }

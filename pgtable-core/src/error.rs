@@ -135,7 +135,10 @@ pub enum ConfigError {
         max: u32,
     },
     /// The input address size is not one of the few the format supports.
-    #[error("input address size {bits} is not supported: it must be {} bits", one_of(allowed))]
+    #[error(
+        "input address size {bits} is not supported: it must be {} bits",
+        one_of(allowed)
+    )]
     InputSizeNotOneOf {
         /// The requested size.
         bits: u32,

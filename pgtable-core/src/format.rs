@@ -172,6 +172,18 @@ pub unsafe trait Format: Clone + Send + Sync + fmt::Debug + 'static {
         }
     }
 
+    /// The page a leaf of this library's encoding belongs to: its output address and
+    /// size, read with as few tests as the format needs (the `iova_to_phys` fast path;
+    /// the address is data, not followed, so this is no safety rule). The default
+    /// decodes fully.
+    #[inline(always)]
+    fn own_leaf(&self, raw: u64, level: u32) -> Option<(u64, u64)> {
+        match self.decode(raw, level) {
+            Entry::Leaf { pa, size, .. } => Some((pa, size)),
+            _ => None,
+        }
+    }
+
     /// Entries of `level` grouped under a contiguous hint when a map covers the whole
     /// aligned group (1 = no grouping). The hint is an encoding detail: each entry is
     /// still a leaf of the level's span, and unmapping part of a group is allowed.

@@ -55,6 +55,8 @@ pub struct Geometry {
     /// [`Geometry::validate`] reports) are kept in `unplaced`.
     level_sizes: [u64; MAX_LEVELS],
     unplaced: u64,
+    /// For each size bit n: 1 + the level whose leaves are `1 << n` bytes, or 0.
+    level_by_size: [u8; 64],
 }
 
 impl Geometry {
@@ -79,6 +81,7 @@ impl Geometry {
             pgsize_bitmap,
             level_sizes: [0; MAX_LEVELS],
             unplaced: pgsize_bitmap,
+            level_by_size: [0; 64],
         };
         let mut l = 0;
         while l < levels && l < MAX_LEVELS as u32 {
@@ -89,7 +92,24 @@ impl Geometry {
             }
             l += 1;
         }
-        g
+        g.index_sizes()
+    }
+
+    /// Recomputes `level_by_size` from `level_sizes`.
+    const fn index_sizes(mut self) -> Self {
+        self.level_by_size = [0; 64];
+        let mut l = 0;
+        while l < MAX_LEVELS {
+            let mut n = 0;
+            while n < 64 {
+                if self.level_sizes[l] & (1u64 << n) != 0 {
+                    self.level_by_size[n] = l as u8 + 1;
+                }
+                n += 1;
+            }
+            l += 1;
+        }
+        self
     }
 
     /// Declares the leaf sizes of `level` (bit n: a `1 << n` byte page), replacing what
@@ -102,7 +122,7 @@ impl Geometry {
             self.pgsize_bitmap = (self.pgsize_bitmap & !old) | sizes;
             self.unplaced &= !sizes;
         }
-        self
+        self.index_sizes()
     }
 
     /// The top level's number.
@@ -184,13 +204,15 @@ impl Geometry {
     }
 
     /// The level whose leaves have `pgsize` bytes, if it is an allowed page size.
-    #[inline]
+    #[inline(always)]
     pub fn level_of_size(&self, pgsize: u64) -> Option<u32> {
         if !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
             return None;
         }
-        // At most six levels: a short scan beats a division on the map/unmap path.
-        (0..self.levels).find(|&l| self.leaf_sizes(l) & pgsize != 0)
+        match self.level_by_size[pgsize.trailing_zeros() as usize] {
+            0 => None,
+            l => Some(l as u32 - 1),
+        }
     }
 
     /// Table pages an allocation of `bytes` counts as (a concatenated root counts as

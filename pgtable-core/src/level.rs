@@ -133,7 +133,8 @@ impl<'g> Level<'g> {
     /// The index of the entry that covers `iova` (which must lie in this table's span).
     #[inline(always)]
     pub(crate) fn index(&self, iova: u64) -> usize {
-        ((iova - self.base) >> self.shift) as usize
+        // Tables are aligned to their span: masking is the offset from `base`.
+        ((iova >> self.shift) as usize) & self.table.mask
     }
 
     /// The first IOVA entry `idx` covers.

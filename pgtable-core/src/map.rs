@@ -134,7 +134,53 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         self.map_in(&self.walker(&g), iova.0, pa.0, len, prot)
     }
 
+    #[inline(always)]
     pub(crate) fn map_pages_in(
+        &self,
+        w: &Own<'_, F, M>,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        pgcount: u64,
+        prot: Prot,
+    ) -> Result<u64> {
+        if pgcount == 1 && self.map_one(w, iova, pa, pgsize, prot) {
+            return Ok(pgsize);
+        }
+        self.map_pages_slow(w, iova, pa, pgsize, pgcount, prot)
+    }
+
+    /// The fast path: one valid page into tables that exist, over an empty entry.
+    /// Returns false (having changed nothing) for anything else, which the slow path
+    /// then decides and reports.
+    #[inline(always)]
+    fn map_one(&self, w: &Own<'_, F, M>, iova: u64, pa: u64, pgsize: u64, prot: Prot) -> bool {
+        let Some(level) = self.geo.level_of_size(pgsize) else {
+            return false;
+        };
+        let in_range = iova.checked_add(pgsize).is_some_and(|e| e <= self.va_end)
+            && pa.checked_add(pgsize).is_some_and(|e| e <= self.oa_end);
+        if (iova | pa) & (pgsize - 1) != 0
+            || !in_range
+            || !Self::prot_ok(prot)
+            || self.geo.has_runs(level)
+        {
+            return false;
+        }
+        let Some(at) = w.existing_table(iova, level) else {
+            return false;
+        };
+        let e = at.entry(at.index(iova));
+        if e.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        e.store(self.fmt.encode_leaf(pa, level, prot), Ordering::Release);
+        self.shared.mem.clean(NonNull::from(e).cast(), 8);
+        true
+    }
+
+    #[inline(never)]
+    fn map_pages_slow(
         &self,
         w: &Own<'_, F, M>,
         iova: u64,
@@ -148,7 +194,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         if !reserve.is_empty() {
             self.shared.unused(reserve);
         }
-        r
+        r.map_err(|(e, done)| with_mapped(e, done))
     }
 
     pub(crate) fn map_in(
@@ -198,8 +244,10 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         while left > 0 {
             let (size, count) =
                 next_run(self.geo.pgsize_bitmap, cur, cpa, left).expect("the granule fits");
-            if let Err(e) = self.map_pages_reserved(w, cur, cpa, size, count, prot, &mut reserve) {
-                failed = Some((e.clone(), cur - iova + e.mapped()));
+            if let Err((e, done)) =
+                self.map_pages_reserved(w, cur, cpa, size, count, prot, &mut reserve)
+            {
+                failed = Some((e, cur - iova + done));
                 break;
             }
             cur += size * count;
@@ -226,7 +274,8 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         })
     }
 
-    /// `map_pages`, taking new table pages from `reserve` first.
+    /// `map_pages`, taking new table pages from `reserve` first. An error comes with
+    /// the bytes mapped before it.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn map_pages_reserved(
@@ -238,24 +287,28 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         pgcount: u64,
         prot: Prot,
         reserve: &mut Vec<TablePage>,
-    ) -> Result<u64> {
+    ) -> Result<u64, (Error, u64)> {
+        let checked = |r: Result<()>| r.map_err(|e| (e, 0));
         let level = self
             .geo
             .level_of_size(pgsize)
-            .ok_or(Error::UnsupportedSize(pgsize))?;
-        Self::check_aligned("iova", iova, pgsize)?;
-        Self::check_aligned("paddr", pa, pgsize)?;
-        Self::check_prot(prot)?;
+            .ok_or((Error::UnsupportedSize(pgsize), 0))?;
+        checked(Self::check_aligned("iova", iova, pgsize))?;
+        checked(Self::check_aligned("paddr", pa, pgsize))?;
+        checked(Self::check_prot(prot))?;
         if pgcount == 0 {
             return Ok(0);
         }
-        let total = pgsize.checked_mul(pgcount).ok_or(Error::IovaRange {
-            start: Iova(iova),
-            len: u64::MAX,
-            bits: self.geo.va_bits,
-        })?;
-        self.check_iova(iova, total)?;
-        self.check_pa(pa, total)?;
+        let total = pgsize.checked_mul(pgcount).ok_or((
+            Error::IovaRange {
+                start: Iova(iova),
+                len: u64::MAX,
+                bits: self.geo.va_bits,
+            },
+            0,
+        ))?;
+        checked(self.check_iova(iova, total).map(|_| ()))?;
+        checked(self.check_pa(pa, total))?;
 
         let span = self.geo.entry_span(level);
         // Entries per page: 1, or the length of a leaf run.
@@ -274,7 +327,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             let cur = iova + done;
             let at = match self.walk_alloc(w, cur, level, reserve) {
                 Ok(at) => at,
-                Err(e) => break Err(with_mapped(e, done)),
+                Err(e) => break Err((e, done)),
             };
             let first = at.index(cur);
             let n = (at.len() - first).min(((total - done) >> span.trailing_zeros()) as usize);
@@ -289,7 +342,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                         if old != 0 {
                             match self.unlink_empty(w, &at, j, old) {
                                 Ok(pages) => replaced.extend(pages),
-                                Err(e) => break 'fill Err(self.clash(e, iova + done, done)),
+                                Err(e) => break 'fill Err((self.clash(e, iova + done), done)),
                             }
                         }
                     }
@@ -332,7 +385,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                     if old != 0 {
                         match self.unlink_empty(w, &at, first + i, old) {
                             Ok(pages) => replaced.extend(pages),
-                            Err(e) => break 'fill Err(self.clash(e, iova + done, done)),
+                            Err(e) => break 'fill Err((self.clash(e, iova + done), done)),
                         }
                     }
                     e.store(new, Ordering::Release);
@@ -354,11 +407,11 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
 
     /// The error of a `map_pages` that met a leaf (or broken memory) at `iova`.
     #[cold]
-    fn clash(&self, e: Error, iova: u64, done: u64) -> Error {
+    fn clash(&self, e: Error, iova: u64) -> Error {
         match e {
             Error::Exists { .. } => Error::Exists {
                 iova: Iova(iova),
-                mapped: done,
+                mapped: 0,
             },
             e => e,
         }

@@ -327,6 +327,7 @@ impl<M: TableMemory> Shared<M> {
 }
 
 /// What reclaimed pages hold while they wait in the cache (debug builds and loom).
+#[cfg(any(loom, debug_assertions))]
 pub(crate) const RECLAIMED: u64 = 0xdead_7ab1_e000_0bad;
 
 /// Zeroes a recycled page before it becomes a table again.

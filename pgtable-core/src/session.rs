@@ -120,7 +120,7 @@ impl<'a, F: Format, M: TableMemory> Session<'a, F, M> {
     /// [`PageTable::iova_to_phys`] under the session's pin.
     #[inline]
     pub fn iova_to_phys(&self, iova: Iova) -> Option<PhysAddr> {
-        self.w().lookup(iova.0).ok().map(|t| t.pa)
+        self.w().iova_to_phys(iova.0).map(PhysAddr)
     }
 
     /// [`PageTable::translate`] under the session's pin.

@@ -58,6 +58,9 @@ pub struct PageTable<F: Format, M: TableMemory> {
     pub(crate) shared: Arc<Shared<M>>,
     pub(crate) sink: Arc<dyn Reclaim>,
     pub(crate) flush: Option<Arc<dyn FlushWalk>>,
+    /// `1 << va_bits` and `1 << oas` (saturated): the fast paths' range checks.
+    pub(crate) va_end: u64,
+    pub(crate) oa_end: u64,
 }
 
 impl<F: Format, M: TableMemory> fmt::Debug for PageTable<F, M> {
@@ -153,6 +156,12 @@ impl<F: Format, M: TableMemory> PageTableBuilder<F, M> {
             shared,
             sink,
             flush: self.flush,
+            va_end: 1u64 << geo.va_bits,
+            oa_end: if geo.oas >= 64 {
+                u64::MAX
+            } else {
+                1u64 << geo.oas
+            },
         })
     }
 }
@@ -246,9 +255,8 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
     /// `[iova, iova + len)` inside the usable input space; returns its end.
     #[inline(always)]
     pub(crate) fn check_iova(&self, iova: u64, len: u64) -> Result<u64> {
-        let limit = 1u64 << self.geo.va_bits;
         match iova.checked_add(len) {
-            Some(end) if end <= limit => Ok(end),
+            Some(end) if end <= self.va_end => Ok(end),
             _ => Err(Error::IovaRange {
                 start: Iova(iova),
                 len,
@@ -259,25 +267,25 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
 
     #[inline(always)]
     pub(crate) fn check_pa(&self, pa: u64, len: u64) -> Result<()> {
-        let bits = self.geo.oas;
-        let ok = match pa.checked_add(len) {
-            Some(end) => bits >= 64 || end <= 1u64 << bits,
-            None => false,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::PhysRange {
+        match pa.checked_add(len) {
+            Some(end) if end <= self.oa_end => Ok(()),
+            _ => Err(Error::PhysRange {
                 start: PhysAddr(pa),
                 len,
-                bits,
-            })
+                bits: self.geo.oas,
+            }),
         }
+    }
+
+    /// READ or WRITE, and only known bits.
+    #[inline(always)]
+    pub(crate) fn prot_ok(prot: Prot) -> bool {
+        prot.intersects(Prot::RW) && prot.bits() & !Prot::all().bits() == 0
     }
 
     #[inline(always)]
     pub(crate) fn check_prot(prot: Prot) -> Result<()> {
-        if prot.intersects(Prot::RW) && prot.bits() & !Prot::all().bits() == 0 {
+        if Self::prot_ok(prot) {
             Ok(())
         } else {
             Err(Error::BadProt(prot.bits()))

@@ -64,7 +64,51 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         r
     }
 
+    #[inline(always)]
     pub(crate) fn unmap_pages_in(
+        &self,
+        w: &Own<'_, F, M>,
+        iova: u64,
+        pgsize: u64,
+        pgcount: u64,
+        gather: &mut Gather,
+    ) -> Result<u64> {
+        if pgcount == 1 && self.unmap_one(w, iova, pgsize, gather) {
+            return Ok(pgsize);
+        }
+        self.unmap_pages_slow(w, iova, pgsize, pgcount, gather)
+    }
+
+    /// The fast path: one plain leaf of exactly `pgsize` under installed tables (one
+    /// page never covers a whole table, so nothing is detached). Returns false, having
+    /// changed nothing, for anything else.
+    #[inline(always)]
+    fn unmap_one(&self, w: &Own<'_, F, M>, iova: u64, pgsize: u64, gather: &mut Gather) -> bool {
+        let Some(level) = self.geo.level_of_size(pgsize) else {
+            return false;
+        };
+        if iova & (pgsize - 1) != 0
+            || iova.checked_add(pgsize).is_none_or(|e| e > self.va_end)
+            || self.geo.has_runs(level)
+        {
+            return false;
+        }
+        let Some(at) = w.existing_table(iova, level) else {
+            return false;
+        };
+        let e = at.entry(at.index(iova));
+        let raw = e.load(Ordering::Acquire);
+        if w.classify(raw, level) != Class::Leaf || raw & w.fmt.contig_bit() != 0 {
+            return false;
+        }
+        e.store(0, Ordering::Release);
+        self.shared.mem.clean(NonNull::from(e).cast(), 8);
+        gather.add_range(iova, pgsize);
+        true
+    }
+
+    #[inline(never)]
+    fn unmap_pages_slow(
         &self,
         w: &Own<'_, F, M>,
         iova: u64,

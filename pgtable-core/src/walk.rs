@@ -250,8 +250,8 @@ impl<'g, F: Format, S: Source<'g>> Walker<'g, F, S> {
     /// source can reach it.
     #[inline(always)]
     pub(crate) fn child(&self, at: &Level<'g>, idx: usize, pa: u64) -> Option<Level<'g>> {
-        let level = at.level - 1;
-        let entries = self.geo.entries(level);
+        // A child is never the top table: a full table of `bits_per_level` bits.
+        let entries = 1usize << self.geo.bits_per_level;
         let virt = self.src.table(pa, entries * 8)?;
         // SAFETY: the source's contract: `virt` is aligned and stays valid for `'g`, for
         // an address read from an entry of a table reached through it (`at`).
@@ -318,6 +318,46 @@ impl<'g, F: Format, S: Source<'g>> Walker<'g, F, S> {
                         fault,
                     });
                 }
+            }
+        }
+    }
+
+    /// The table of `level` whose entry covers `iova`, if every table above it is
+    /// installed (no allocation: the fast paths' descent).
+    #[inline(always)]
+    pub(crate) fn existing_table(&self, iova: u64, level: u32) -> Option<Level<'g>> {
+        let mut at = self.root;
+        while at.level > level {
+            let idx = at.index(iova);
+            let raw = at.entry(idx).load(Ordering::Acquire);
+            let pa = self.classify(raw, at.level).table()?;
+            at = self.child(&at, idx, pa)?;
+        }
+        Some(at)
+    }
+
+    /// The output address of `iova`, by one descent and the format's fast leaf read.
+    #[inline(always)]
+    pub(crate) fn iova_to_phys(&self, iova: u64) -> Option<u64> {
+        if iova >> self.geo.va_bits != 0 {
+            return None;
+        }
+        let mut at = self.root;
+        loop {
+            let idx = at.index(iova);
+            let raw = at.entry(idx).load(Ordering::Acquire);
+            match self.classify(raw, at.level) {
+                Class::Table(pa) => at = self.child(&at, idx, pa)?,
+                Class::Leaf => {
+                    let (pa, size) = if S::OWN {
+                        self.fmt.own_leaf(raw, at.level)?
+                    } else {
+                        let leaf = self.leaf(raw, at.level)?;
+                        (leaf.pa, leaf.size)
+                    };
+                    return Some(pa + (iova & (size - 1)));
+                }
+                Class::Empty | Class::Bad(_) => return None,
             }
         }
     }
@@ -489,7 +529,7 @@ impl<F: Format, M: TableMemory> crate::PageTable<F, M> {
     #[inline]
     pub fn iova_to_phys(&self, iova: Iova) -> Option<PhysAddr> {
         let g = crate::sync::epoch::pin();
-        self.walker(&g).lookup(iova.0).ok().map(|t| t.pa)
+        self.walker(&g).iova_to_phys(iova.0).map(PhysAddr)
     }
 
     /// The leaf covering `iova`: output address, size, permissions, level.

@@ -66,6 +66,11 @@ pub struct Arm<S: Stage> {
     shape: Shape,
     pgsize_bitmap: u64,
     stage: S,
+    /// The address field, split as the granule packs it: bits kept in place, and
+    /// (64K granule) bits 15:12 that hold PA\[51:48\]. Precomputed so the fast path's
+    /// unpacking has no branch.
+    addr_low: u64,
+    addr_high: u64,
 }
 
 /// Stage 1: tables an SMMUv3 context descriptor points to (TTB0).
@@ -92,11 +97,19 @@ impl<S: Stage> Arm<S> {
         let granule = config.validate()?;
         let shape = Shape::new(granule, config.ias, S::CONCATENATE);
         let pgsize_bitmap = shape.existing_sizes(granule.linux_page_sizes(config.oas));
+        // What `descriptor::unpack_address` does, as two masks.
+        let (addr_low, addr_high) = match granule {
+            Granule::K4 => (descriptor::mask(47, 12), 0),
+            Granule::K16 => (descriptor::mask(47, 14), 0),
+            Granule::K64 => (descriptor::mask(47, 16), descriptor::mask(15, 12)),
+        };
         Ok(Arm {
             config,
             shape,
             pgsize_bitmap,
             stage: S::default(),
+            addr_low,
+            addr_high,
         })
     }
 
@@ -162,6 +175,13 @@ impl<S: Stage> Arm<S> {
     /// The stage marker.
     pub fn stage(&self) -> S {
         self.stage
+    }
+
+    /// The address a descriptor's field holds ([`descriptor::unpack_address`] without
+    /// a branch on the granule).
+    #[inline(always)]
+    fn unpack(&self, raw: u64) -> u64 {
+        (raw & self.addr_low) | ((raw & self.addr_high) << 36)
     }
 
     /// log2 of the bytes an entry of core `level` spans.
@@ -276,10 +296,16 @@ unsafe impl<S: Stage> Format for Arm<S> {
         if raw == 0 {
             OwnEntry::Empty
         } else if level > 0 && raw & TYPE_MASK == TYPE_TABLE_OR_PAGE {
-            OwnEntry::Table(descriptor::unpack_address(raw, self.shape.granule))
+            OwnEntry::Table(self.unpack(raw))
         } else {
             OwnEntry::Leaf
         }
+    }
+
+    #[inline(always)]
+    fn own_leaf(&self, raw: u64, level: u32) -> Option<(u64, u64)> {
+        let span = 1u64 << self.span_shift(level);
+        Some((self.unpack(raw) & !(span - 1), span))
     }
 
     #[inline(always)]
@@ -308,6 +334,29 @@ unsafe impl<S: Stage> Format for Arm<S> {
         HwInfo {
             root_phys: PhysAddr(root_phys),
             regs: S::registers(self, root_phys),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_unpacking_is_unpack_address() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for g in [4096, 16384, 65536] {
+            let f = ArmS1::new(ArmConfig::new(g, 48, if g == 65536 { 52 } else { 48 })).unwrap();
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                assert_eq!(
+                    f.unpack(x),
+                    descriptor::unpack_address(x, f.granule()),
+                    "{x:#x}"
+                );
+            }
         }
     }
 }

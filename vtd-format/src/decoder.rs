@@ -94,8 +94,17 @@ impl Decoder {
     }
 }
 
-/// The address field of a table pointer this library wrote (bits 51:12 in both stages).
+/// The address field of an entry this library wrote (bits 51:12 in both stages).
 const OWN_TABLE_ADDR: u64 = crate::bits::mask(51, 12);
+
+/// The page a leaf this library wrote maps, in either stage: the address field with
+/// the bits below the page size masked (FS superpages keep PAT in bit 12), and the
+/// level's size (VT-d has no leaf runs).
+#[inline(always)]
+pub(crate) fn own_leaf(raw: u64, level: u32) -> Option<(u64, u64)> {
+    let size = 1u64 << leaf_shift(level);
+    Some((raw & OWN_TABLE_ADDR & !(size - 1), size))
+}
 
 /// Classifies an entry of a table this library built, in either stage: 0 is empty, a
 /// PTE or an entry with PS is a leaf (whatever the hardware's A/D updates did to it),

@@ -235,6 +235,11 @@ unsafe impl Format for VtdFs {
     }
 
     #[inline(always)]
+    fn own_leaf(&self, raw: u64, level: u32) -> Option<(u64, u64)> {
+        decoder::own_leaf(raw, level)
+    }
+
+    #[inline(always)]
     fn encode_table(&self, pa: u64, _level: u32) -> u64 {
         // Permissive at every table level: R/W and U/S AND across levels.
         pa | P | RW | US | A

@@ -280,6 +280,11 @@ unsafe impl Format for VtdSs {
     }
 
     #[inline(always)]
+    fn own_leaf(&self, raw: u64, level: u32) -> Option<(u64, u64)> {
+        decoder::own_leaf(raw, level)
+    }
+
+    #[inline(always)]
     fn encode_table(&self, pa: u64, _level: u32) -> u64 {
         // R|W on every table pointer: permissions AND across levels, so the leaf decides.
         pa | R | W

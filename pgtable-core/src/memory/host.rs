@@ -39,9 +39,11 @@ unsafe impl TableMemory for HostMemory {
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { alloc_zeroed(layout) };
         let virt = NonNull::new(p)?;
+        // The "physical" address is the CPU address, exposed so that phys_to_virt may
+        // turn it back into a pointer with this allocation's provenance.
         Some(TablePage {
             virt,
-            phys: p as u64,
+            phys: p.expose_provenance() as u64,
             size,
         })
     }
@@ -57,6 +59,6 @@ unsafe impl TableMemory for HostMemory {
 
     #[inline(always)]
     fn phys_to_virt(&self, phys: u64, _len: usize) -> Option<NonNull<u8>> {
-        NonNull::new(phys as *mut u8)
+        NonNull::new(std::ptr::with_exposed_provenance_mut(phys as usize))
     }
 }
