@@ -80,6 +80,11 @@
 #define IOVA_F_CHECKED 1
 
 /**
+ * `iommu_pt_read_and_clear_dirty` flag: report without clearing.
+ */
+#define IOMMU_PT_DIRTY_NO_CLEAR 1
+
+/**
  * An I/O page table handle (opaque to C).
  */
 typedef struct iommu_pt iommu_pt;
@@ -104,6 +109,15 @@ typedef struct iova_domain iova_domain;
  * (a VMM's guest RAM, a DMA pool). Every callback may be called from any thread, at
  * the same time as the others, until every page of the table went back through
  * `free` (which may be after `iommu_pt_free` when a gather still holds pages).
+ *
+ * `phys_to_virt` must map every page `alloc` handed out (and not yet freed) back to its
+ * CPU address. The library checks this for each page before it uses it: a page that
+ * does not map back is given back and the call fails with `-EIO`. If `phys_to_virt`
+ * later fails for a page of the table, every call that needs that table fails with
+ * `-EIO` (an unmap stops there and returns what it unmapped), and `iommu_pt_free`
+ * cannot reach the pages below it to give them back; nothing is ever freed twice.
+ * Pages come back through `free` as soon as no reader can hold them (tables over
+ * these callbacks keep no page cache).
  */
 typedef struct iommu_pt_mem_ops {
     /**
@@ -348,8 +362,9 @@ extern "C" {
  * Creates a table as `cfg` describes and stores its handle in `*out`.
  *
  * Returns 0; `-EINVAL` for a NULL argument, non-zero `flags`, an unknown format, an
- * address size, granule or `pgsize_bitmap` the format does not support, or a `mem`
- * with a NULL callback; `-ENOMEM` if the top table cannot be allocated.
+ * address size, granule or `pgsize_bitmap` the format does not support, a `mem` with
+ * a NULL callback or a `flush` without `flush_walk`; `-ENOMEM` if the top table cannot
+ * be allocated; `-EIO` if `mem->phys_to_virt` does not map it back.
  *
  * # Safety
  * `cfg` must be NULL or readable; `cfg->mem` NULL or a readable `iommu_pt_mem_ops`
@@ -391,7 +406,13 @@ int iommu_pt_get_info(const struct iommu_pt *pt, struct iommu_pt_info *out);
  * misaligned `iova` or `paddr`, a `prot` without READ or WRITE or with unknown bits;
  * `-ERANGE` outside the input or output address size; `-EEXIST` if a leaf is in the
  * range (the pages before it stay mapped, `*mapped` says how many bytes); `-ENOMEM`
- * when table memory runs out (likewise).
+ * when table memory runs out (likewise), or gives a page whose address the format
+ * cannot put in a table entry; `-EIO` when `mem_ops->phys_to_virt` does not map a table
+ * page back.
+ *
+ * An empty subtree in the range is replaced by the larger leaf; with `flush` ops the
+ * entry is first written empty, `flush_walk` runs once over its whole span, then the
+ * leaf is written and only then do the replaced pages go to epoch reclamation.
  *
  * # Safety
  * `pt` must be NULL or a live table; `mapped` NULL or writable.
@@ -624,6 +645,69 @@ struct iommu_pt_session *iommu_pt_session_begin(void);
  * Thread safety: on the thread that began the session.
  */
 int iommu_pt_session_end(struct iommu_pt_session *s);
+
+/**
+ * Turns dirty tracking on (every writable leaf becomes clean, and writable leaves mapped
+ * from then on are written clean) or off (every writable leaf becomes writable without
+ * tracking, and new leaves are written so). Turn the hardware's dirty updates on
+ * before enabling (VT-d: PASID-entry SSADE for the second stage; Arm: CD.HA+HD or
+ * STE.S2HA+S2HD: an Arm clean leaf faults on a write without them) and off after
+ * disabling. Read-only leaves never change. Enabling twice is a no-op.
+ *
+ * Returns 0; `-EINVAL` for a NULL table.
+ *
+ * # Safety
+ * `pt` must be NULL or a live table.
+ *
+ * Thread safety: must not race mutators of this table (readers may run).
+ */
+int iommu_pt_set_dirty_tracking(struct iommu_pt *pt, bool enable);
+
+/**
+ * Reports the dirty pages of `[iova, iova + len)` in `bitmap`, one bit per `page_size`
+ * bytes from `iova` (bit `i` is bit `i % 64` of `bitmap[i / 64]`): for every dirty leaf
+ * that intersects the range it sets the bits of every page of the range the leaf covers
+ * (a dirty 2 MiB leaf sets all the bits of its 2 MiB), and, unless `flags` has
+ * `IOMMU_PT_DIRTY_NO_CLEAR`, makes that leaf clean. It only sets bits, never clears
+ * them. Each clear is one atomic operation on the entry, so a hardware write between
+ * the read and the clear is reported now or left dirty for the next call, never lost.
+ * Invalidate the IOTLB for the range before trusting later reads.
+ *
+ * Returns 0; `-EINVAL` when tracking is off, `page_size` is not a power of two at least
+ * the granule, `iova` or `len` is not a multiple of `page_size`, `len == 0`, `bitmap`
+ * or `pt` is NULL, or `flags` has unknown bits; `-ERANGE` beyond `2^ias`. No error
+ * changes a table entry or a bitmap bit.
+ *
+ * # Safety
+ * `pt` must be NULL or a live table; `bitmap` NULL or writable for `len / page_size`
+ * bits, rounded up to whole `uint64_t` words.
+ *
+ * Thread safety: a mutator of `[iova, iova + len)`: it may run with maps and unmaps of
+ * disjoint ranges, readers anywhere, and hardware setting dirty bits anywhere.
+ */
+int iommu_pt_read_and_clear_dirty(struct iommu_pt *pt,
+                                  uint64_t iova,
+                                  uint64_t len,
+                                  uint64_t page_size,
+                                  uint64_t *bitmap,
+                                  uint32_t flags);
+
+/**
+ * What the hardware does when a device writes through the leaf covering `iova` while
+ * tracking is on: marks it dirty with one atomic operation. For emulated IOMMUs whose
+ * devices write through these tables, and for tests.
+ *
+ * Returns 1 if the leaf was clean, 0 if it was already dirty; `-ENOENT` if `iova` is
+ * not mapped, `-ERANGE` beyond the input size, `-EINVAL` for a NULL table, a leaf that
+ * is not writable, or tracking off.
+ *
+ * # Safety
+ * `pt` must be NULL or a live table.
+ *
+ * Thread safety: may run concurrently with any call but `iommu_pt_free` and
+ * `iommu_pt_set_dirty_tracking`.
+ */
+int iommu_pt_mark_dirty(struct iommu_pt *pt, uint64_t iova);
 
 /**
  * Creates a domain of `granule`-byte pages whose allocations start at `start_pfn`,

@@ -78,3 +78,4 @@ else:
 open(path, "w").write(text)
 print(table)
 PY
+python3 scripts/bench_fastpath.py "$cmd" >/dev/null

@@ -28,7 +28,12 @@ impl From<&Error> for Errno {
             Error::UnsupportedSize(_)
             | Error::Misaligned { .. }
             | Error::BadProt(_)
-            | Error::BadConfig(_) => libc::EINVAL,
+            | Error::BadConfig(_)
+            | Error::DirtyTrackingOff
+            | Error::EmptyRange
+            | Error::BitmapTooSmall { .. }
+            | Error::NotTracked(_) => libc::EINVAL,
+            Error::DirtyUnsupported => libc::EOPNOTSUPP,
             Error::IovaRange { .. } | Error::PhysRange { .. } => libc::ERANGE,
             Error::Exists { .. } => libc::EEXIST,
             // No usable table memory: none left, or a page whose address the format

@@ -35,6 +35,9 @@ pub mod gather;
 // Sessions: one pin for a batch of calls.
 pub mod session;
 
+// Dirty tracking.
+pub mod dirty;
+
 // The IOVA allocator.
 pub mod iova;
 

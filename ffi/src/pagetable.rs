@@ -16,8 +16,9 @@ use std::ops::ControlFlow;
 /// Creates a table as `cfg` describes and stores its handle in `*out`.
 ///
 /// Returns 0; `-EINVAL` for a NULL argument, non-zero `flags`, an unknown format, an
-/// address size, granule or `pgsize_bitmap` the format does not support, or a `mem`
-/// with a NULL callback; `-ENOMEM` if the top table cannot be allocated.
+/// address size, granule or `pgsize_bitmap` the format does not support, a `mem` with
+/// a NULL callback or a `flush` without `flush_walk`; `-ENOMEM` if the top table cannot
+/// be allocated; `-EIO` if `mem->phys_to_virt` does not map it back.
 ///
 /// # Safety
 /// `cfg` must be NULL or readable; `cfg->mem` NULL or a readable `iommu_pt_mem_ops`
@@ -88,7 +89,13 @@ pub unsafe extern "C" fn iommu_pt_get_info(pt: *const iommu_pt, out: *mut iommu_
 /// misaligned `iova` or `paddr`, a `prot` without READ or WRITE or with unknown bits;
 /// `-ERANGE` outside the input or output address size; `-EEXIST` if a leaf is in the
 /// range (the pages before it stay mapped, `*mapped` says how many bytes); `-ENOMEM`
-/// when table memory runs out (likewise).
+/// when table memory runs out (likewise), or gives a page whose address the format
+/// cannot put in a table entry; `-EIO` when `mem_ops->phys_to_virt` does not map a table
+/// page back.
+///
+/// An empty subtree in the range is replaced by the larger leaf; with `flush` ops the
+/// entry is first written empty, `flush_walk` runs once over its whole span, then the
+/// leaf is written and only then do the replaced pages go to epoch reclamation.
 ///
 /// # Safety
 /// `pt` must be NULL or a live table; `mapped` NULL or writable.

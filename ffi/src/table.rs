@@ -321,6 +321,29 @@ impl iommu_pt {
         dispatch!(&self.table, pt => pt.walk(start..Iova(end), |t| f(&to_c(t))))
     }
 
+    /// `PageTable::set_dirty_tracking`.
+    pub(crate) fn set_dirty_tracking(&self, on: bool) -> Result<()> {
+        dispatch!(&self.table, pt => pt.set_dirty_tracking(on))
+    }
+
+    /// `PageTable::read_and_clear_dirty`.
+    pub(crate) fn read_and_clear_dirty(
+        &self,
+        iova: u64,
+        len: u64,
+        page_size: u64,
+        bitmap: &mut [u64],
+        flags: pgtable_core::DirtyFlags,
+    ) -> Result<()> {
+        let iova = Iova(iova);
+        dispatch!(&self.table, pt => pt.read_and_clear_dirty(iova, len, page_size, bitmap, flags))
+    }
+
+    /// `PageTable::mark_dirty`.
+    pub(crate) fn mark_dirty(&self, iova: u64) -> Result<bool> {
+        dispatch!(&self.table, pt => pt.mark_dirty(Iova(iova)))
+    }
+
     /// `PageTable::dump`.
     pub(crate) fn dump(&self, out: &mut dyn io::Write) -> io::Result<()> {
         dispatch!(&self.table, pt => pt.dump(out))

@@ -49,6 +49,15 @@ const _: () = {
 /// (a VMM's guest RAM, a DMA pool). Every callback may be called from any thread, at
 /// the same time as the others, until every page of the table went back through
 /// `free` (which may be after `iommu_pt_free` when a gather still holds pages).
+///
+/// `phys_to_virt` must map every page `alloc` handed out (and not yet freed) back to its
+/// CPU address. The library checks this for each page before it uses it: a page that
+/// does not map back is given back and the call fails with `-EIO`. If `phys_to_virt`
+/// later fails for a page of the table, every call that needs that table fails with
+/// `-EIO` (an unmap stops there and returns what it unmapped), and `iommu_pt_free`
+/// cannot reach the pages below it to give them back; nothing is ever freed twice.
+/// Pages come back through `free` as soon as no reader can hold them (tables over
+/// these callbacks keep no page cache).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 #[allow(non_camel_case_types)]

@@ -677,3 +677,267 @@ fn stress_with<F: Format>(fmt: F, duration: Duration, cache_bytes: usize) {
         mem.allocs()
     );
 }
+
+/// Dirty tracking on a format that has it: the exact clean and dirty encodings,
+/// enabling and disabling, bitmaps for partial ranges, page sizes and large leaves,
+/// `NO_CLEAR`, and every bad argument refused with nothing changed.
+///
+/// # Panics
+/// On the first failure.
+pub fn dirty_tracking<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
+    use crate::{DirtyFlags, Iova};
+    let bits = fmt.dirty_bits().expect("a format with dirty tracking");
+    let geo = fmt.geometry();
+    let g = geo.granule();
+    let big = (geo.leaf_allowed(1) && geo.entry_span(1) <= 1 << 30).then(|| geo.entry_span(1));
+    let pt = PageTable::new(fmt.clone(), mem).expect("table");
+    let base = g * geo.entries(0) as u64 * 4; // away from 0, table aligned
+    let i = |n: u64| Iova(base + n * g);
+    let p = |n: u64| PhysAddr(0x1000_0000 + n * g);
+    // 16 writable pages, 4 read-only ones, and a large writable leaf.
+    pt.map_pages(i(0), p(0), g, 16, Prot::RW).unwrap();
+    pt.map_pages(i(16), p(16), g, 4, Prot::READ).unwrap();
+    let big_at = big.map(|b| Iova((base + 2 * b) & !(b - 1)));
+    if let (Some(b), Some(at)) = (big, big_at) {
+        pt.map_pages(at, PhysAddr(b), b, 1, Prot::RW).unwrap();
+    }
+    let raw = |iova: Iova| pt.raw_leaf(iova).unwrap().0;
+    let before: Vec<u64> = (0..20).map(|n| raw(i(n))).collect();
+    // Off: nothing to read, and marking is refused.
+    let mut bm = [0u64; 1];
+    assert_eq!(
+        pt.read_and_clear_dirty(i(0), 16 * g, g, &mut bm, DirtyFlags::empty()),
+        Err(Error::DirtyTrackingOff)
+    );
+    assert!(pt.mark_dirty(i(0)).is_err());
+    // On: writable leaves become tracked and clean, read-only ones do not change.
+    pt.set_dirty_tracking(true).unwrap();
+    assert!(pt.dirty_tracking());
+    for n in 0..16 {
+        let r = raw(i(n));
+        assert_eq!(r & bits.tracked, bits.tracked, "page {n}: tracked");
+        assert!(!bits.is_dirty(r), "page {n}: clean after enabling ({r:#x})");
+        assert_eq!(r, fmt.track_dirty(before[n as usize], 0, true), "page {n}");
+        let t = pt.translate(i(n)).unwrap();
+        assert!(
+            t.prot.contains(Prot::WRITE),
+            "a clean tracked leaf is reported writable"
+        );
+    }
+    for n in 16..20 {
+        assert_eq!(
+            raw(i(n)),
+            before[n as usize],
+            "read-only page {n} unchanged"
+        );
+        assert_ne!(
+            raw(i(n)) & bits.tracked,
+            bits.tracked,
+            "read-only page {n}: untracked"
+        );
+        assert!(
+            pt.mark_dirty(i(n)).is_err(),
+            "read-only pages are not tracked"
+        );
+    }
+    // Enabling twice changes nothing (not even dirty leaves).
+    assert_eq!(pt.mark_dirty(i(3)), Ok(true));
+    assert_eq!(pt.mark_dirty(i(3)), Ok(false), "already dirty");
+    pt.set_dirty_tracking(true).unwrap();
+    assert!(bits.is_dirty(raw(i(3))), "enabling twice is a no-op");
+    // The dirty encoding is the hardware's bit operation, exactly.
+    assert_eq!(
+        raw(i(3)),
+        bits.dirty.apply(fmt.track_dirty(before[3], 0, true))
+    );
+    // A bitmap of a partial range: pages 2..10 at granule size; 3 and 7 dirty.
+    assert_eq!(pt.mark_dirty(i(7)), Ok(true));
+    let mut bm = [0u64; 1];
+    pt.read_and_clear_dirty(i(2), 8 * g, g, &mut bm, DirtyFlags::NO_CLEAR)
+        .unwrap();
+    assert_eq!(bm, [(1 << 1) | (1 << 5)], "NO_CLEAR report");
+    assert!(
+        bits.is_dirty(raw(i(3))) && bits.is_dirty(raw(i(7))),
+        "NO_CLEAR keeps them"
+    );
+    // Bits are only ever set, never cleared by a call.
+    let mut bm = [1u64 << 63];
+    pt.read_and_clear_dirty(i(2), 8 * g, g, &mut bm, DirtyFlags::empty())
+        .unwrap();
+    assert_eq!(bm, [(1 << 63) | (1 << 1) | (1 << 5)]);
+    assert!(
+        !bits.is_dirty(raw(i(3))) && !bits.is_dirty(raw(i(7))),
+        "cleared"
+    );
+    let mut bm = [0u64; 1];
+    pt.read_and_clear_dirty(i(0), 16 * g, g, &mut bm, DirtyFlags::empty())
+        .unwrap();
+    assert_eq!(bm, [0], "nothing dirty any more");
+    // A coarser page size: one bit per 4 granules.
+    pt.mark_dirty(i(5)).unwrap();
+    pt.mark_dirty(i(6)).unwrap();
+    pt.mark_dirty(i(13)).unwrap();
+    let mut bm = [0u64; 1];
+    pt.read_and_clear_dirty(i(0), 16 * g, 4 * g, &mut bm, DirtyFlags::empty())
+        .unwrap();
+    assert_eq!(bm, [0b1010]);
+    // A dirty large leaf reports every page it covers, clipped to the range.
+    if let (Some(b), Some(at)) = (big, big_at) {
+        assert_eq!(pt.mark_dirty(at + g), Ok(true));
+        let pages = b / g;
+        let mut bm = vec![0u64; pages.div_ceil(64) as usize + 1];
+        pt.read_and_clear_dirty(at + 2 * g, b - 2 * g, g, &mut bm, DirtyFlags::empty())
+            .unwrap();
+        let set: u64 = bm.iter().map(|w| w.count_ones() as u64).sum();
+        assert_eq!(set, pages - 2, "every page of the leaf inside the range");
+        assert!(!bits.is_dirty(pt.raw_leaf(at).unwrap().0));
+    }
+    // Leaves mapped while tracking is on start clean.
+    pt.map_pages(i(20), p(20), g, 1, Prot::RW).unwrap();
+    let r = raw(i(20));
+    assert!(
+        r & bits.tracked == bits.tracked && !bits.is_dirty(r),
+        "{r:#x}"
+    );
+    // Bad arguments: their errors, nothing changed.
+    pt.mark_dirty(i(1)).unwrap();
+    let snapshot: Vec<u64> = (0..21).map(|n| raw(i(n))).collect();
+    for (len, ps, at, err) in [
+        (16 * g, g + 1, i(0), Error::UnsupportedSize(g + 1)),
+        (16 * g, g / 2, i(0), Error::UnsupportedSize(g / 2)),
+        (
+            16 * g,
+            2 * g,
+            i(1),
+            Error::Misaligned {
+                what: "iova",
+                value: i(1).0,
+                align: 2 * g,
+            },
+        ),
+        (
+            3 * g,
+            2 * g,
+            i(0),
+            Error::Misaligned {
+                what: "length",
+                value: 3 * g,
+                align: 2 * g,
+            },
+        ),
+        (0, g, i(0), Error::EmptyRange),
+        (
+            65 * g,
+            g,
+            i(0),
+            Error::BitmapTooSmall { need: 65, have: 64 },
+        ),
+    ] {
+        let mut bm = [0u64; 1];
+        assert_eq!(
+            pt.read_and_clear_dirty(at, len, ps, &mut bm, DirtyFlags::empty()),
+            Err(err)
+        );
+        assert_eq!(bm, [0], "no bit changed");
+    }
+    let top = 1u64 << geo.va_bits;
+    let mut bm = [0u64; 1];
+    assert!(matches!(
+        pt.read_and_clear_dirty(Iova(top - g), 2 * g, g, &mut bm, DirtyFlags::empty()),
+        Err(Error::IovaRange { .. })
+    ));
+    let now: Vec<u64> = (0..21).map(|n| raw(i(n))).collect();
+    assert_eq!(now, snapshot, "no entry changed");
+    // Off: writable leaves lose tracking; they stay writable.
+    pt.set_dirty_tracking(false).unwrap();
+    for n in 0..16 {
+        let r = raw(i(n));
+        assert_eq!(
+            r,
+            fmt.track_dirty(snapshot[n as usize], 0, false),
+            "page {n}"
+        );
+        assert!(pt.translate(i(n)).unwrap().prot.contains(Prot::WRITE));
+    }
+    pt.map_pages(i(21), p(21), g, 1, Prot::RW).unwrap();
+    assert_eq!(
+        raw(i(21)),
+        fmt.encode_leaf(p(21).0, 0, Prot::RW),
+        "written untracked"
+    );
+}
+
+/// Hardware, a migration loop and a mapper at once: one thread marks pages dirty as a
+/// device writing through the table would, one loops read-and-clear, one maps and
+/// unmaps a disjoint range. Every clean-to-dirty transition the hardware made must be
+/// reported exactly once: none lost, none invented.
+///
+/// # Panics
+/// If a write was lost or a report was invented.
+pub fn dirty_concurrency<F: Format>(fmt: F, duration: Duration) {
+    use crate::{DirtyFlags, Iova};
+    use std::sync::atomic::AtomicU32;
+    const PAGES: u64 = 256;
+    let geo = fmt.geometry();
+    let g = geo.granule();
+    let pt = PageTable::new(fmt, Arc::new(crate::HostMemory::new())).expect("table");
+    let base = g * geo.entries(0) as u64 * 8;
+    pt.map_pages(Iova(base), PhysAddr(0), g, PAGES, Prot::RW)
+        .unwrap();
+    pt.set_dirty_tracking(true).unwrap();
+    let written: Vec<AtomicU32> = (0..PAGES).map(|_| AtomicU32::new(0)).collect();
+    let mut reported = vec![0u32; PAGES as usize];
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (pt, stop, written) = (&pt, &stop, &written);
+        s.spawn(move || {
+            let mut rng = SmallRng::seed_from_u64(9);
+            while !stop.load(Ordering::Relaxed) {
+                let n = rng.gen_range(0..PAGES);
+                if pt.mark_dirty(Iova(base + n * g)).unwrap() {
+                    written[n as usize].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        s.spawn(move || {
+            // A disjoint range, mapped and unmapped in whole tables.
+            let other = base + g * geo.entries(0) as u64 * 4;
+            while !stop.load(Ordering::Relaxed) {
+                pt.map_pages(Iova(other), PhysAddr(0), g, geo.entries(0) as u64, Prot::RW)
+                    .unwrap();
+                pt.unmap_now(Iova(other), g * geo.entries(0) as u64)
+                    .unwrap();
+            }
+        });
+        let t0 = Instant::now();
+        let scan = |reported: &mut Vec<u32>| {
+            let mut bm = vec![0u64; PAGES.div_ceil(64) as usize];
+            pt.read_and_clear_dirty(Iova(base), PAGES * g, g, &mut bm, DirtyFlags::empty())
+                .unwrap();
+            for (n, r) in reported.iter_mut().enumerate() {
+                *r += (bm[n / 64] >> (n % 64) & 1) as u32;
+            }
+        };
+        while t0.elapsed() < duration {
+            scan(&mut reported);
+        }
+        stop.store(true, Ordering::Relaxed);
+        scan(&mut reported);
+    });
+    // The threads have stopped: one more pass catches what the last writes left.
+    let mut bm = vec![0u64; PAGES.div_ceil(64) as usize];
+    pt.read_and_clear_dirty(Iova(base), PAGES * g, g, &mut bm, DirtyFlags::empty())
+        .unwrap();
+    for (n, r) in reported.iter_mut().enumerate() {
+        *r += (bm[n / 64] >> (n % 64) & 1) as u32;
+    }
+    let total: u32 = reported.iter().sum();
+    assert!(total > 0, "the hardware thread wrote nothing");
+    for n in 0..PAGES as usize {
+        assert_eq!(
+            reported[n],
+            written[n].load(Ordering::Relaxed),
+            "page {n}: dirty periods reported vs written"
+        );
+    }
+}

@@ -77,6 +77,27 @@ pub enum Error {
         /// The page's physical address.
         pa: PhysAddr,
     },
+    /// Dirty tracking is off (or the format has no dirty state), so there is nothing to
+    /// read.
+    #[error("dirty tracking is off")]
+    DirtyTrackingOff,
+    /// The format has no dirty state to track.
+    #[error("this format has no dirty tracking")]
+    DirtyUnsupported,
+    /// A range that must not be empty was.
+    #[error("the range is empty")]
+    EmptyRange,
+    /// A bitmap too small for the range it reports on.
+    #[error("the bitmap holds {have} bits, the range needs {need}")]
+    BitmapTooSmall {
+        /// Bits needed.
+        need: u64,
+        /// Bits the bitmap holds.
+        have: u64,
+    },
+    /// The leaf at the IOVA cannot be written (no write permission, or no tracking).
+    #[error("IOVA {0} is not writable under dirty tracking")]
+    NotTracked(Iova),
     /// Nothing is mapped at the IOVA.
     #[error("IOVA {0} is not mapped")]
     NotMapped(Iova),

@@ -91,6 +91,80 @@ pub enum OwnEntry {
     Leaf,
 }
 
+/// One atomic bit operation on an entry: set these bits, or clear them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitOp {
+    /// `fetch_or`.
+    Set(u64),
+    /// `fetch_and` with the complement.
+    Clear(u64),
+}
+
+impl BitOp {
+    /// Whether `raw` shows the effect of this operation.
+    #[inline(always)]
+    pub const fn done_in(self, raw: u64) -> bool {
+        match self {
+            BitOp::Set(b) => raw & b == b,
+            BitOp::Clear(b) => raw & b == 0,
+        }
+    }
+
+    /// The operation that undoes this one.
+    #[inline(always)]
+    pub const fn inverse(self) -> BitOp {
+        match self {
+            BitOp::Set(b) => BitOp::Clear(b),
+            BitOp::Clear(b) => BitOp::Set(b),
+        }
+    }
+
+    /// `raw` with the operation applied.
+    #[inline(always)]
+    pub const fn apply(self, raw: u64) -> u64 {
+        match self {
+            BitOp::Set(b) => raw | b,
+            BitOp::Clear(b) => raw & !b,
+        }
+    }
+}
+
+/// How a format's writable leaves carry their dirty state while dirty tracking is on
+/// (C-API.md "Dirty tracking"): every state change is one atomic bit operation, so a
+/// hardware write between a read and a clear is never lost.
+///
+/// ```
+/// use pgtable_core::{BitOp, DirtyBits};
+/// // VT-d second stage: writable leaves have W (bit 1); the hardware sets D (bit 9).
+/// let d = DirtyBits { tracked: 1 << 1, dirty: BitOp::Set(1 << 9) };
+/// assert!(d.is_dirty(0x1000 | 0x3 | 1 << 9));
+/// assert!(!d.is_dirty(0x1000 | 0x3));
+/// assert!(!d.is_dirty(0x1000 | 0x1 | 1 << 9)); // read-only: never dirty
+/// assert_eq!(d.clean().apply(0x1000 | 0x3 | 1 << 9), 0x1003);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirtyBits {
+    /// A leaf is writable under tracking when all these bits are set (VT-d: the write
+    /// permission; Arm: DBM).
+    pub tracked: u64,
+    /// What the hardware does to a clean tracked leaf when it writes through it.
+    pub dirty: BitOp,
+}
+
+impl DirtyBits {
+    /// Whether `raw`, a leaf of this library's encoding, is a dirty tracked leaf.
+    #[inline(always)]
+    pub const fn is_dirty(&self, raw: u64) -> bool {
+        raw & self.tracked == self.tracked && self.dirty.done_in(raw)
+    }
+
+    /// The operation that makes a dirty leaf clean.
+    #[inline(always)]
+    pub const fn clean(&self) -> BitOp {
+        self.dirty.inverse()
+    }
+}
+
 /// Hardware register values a driver programs for a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HwInfo {
@@ -196,6 +270,23 @@ pub unsafe trait Format: Clone + Send + Sync + fmt::Debug + 'static {
     #[inline(always)]
     fn contig_bit(&self) -> u64 {
         0
+    }
+
+    /// How writable leaves carry their dirty state under dirty tracking; `None` for a
+    /// format without one (the default).
+    fn dirty_bits(&self) -> Option<DirtyBits> {
+        None
+    }
+
+    /// A leaf of this library's encoding, re-encoded for dirty tracking on (a writable
+    /// leaf becomes tracked and clean) or off (a tracked leaf becomes writable without
+    /// tracking); read-only leaves are returned unchanged. `decode` must report a
+    /// tracked leaf as writable, clean or dirty, and `own_entry` must still classify it
+    /// as a leaf. The default (no dirty tracking) changes nothing.
+    #[inline(always)]
+    fn track_dirty(&self, raw: u64, level: u32, on: bool) -> u64 {
+        let _ = (level, on);
+        raw
     }
 
     /// What the format actually grants for a requested `prot` (e.g. write-only becomes

@@ -90,6 +90,7 @@ mod addr;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod detach;
+mod dirty;
 mod dump;
 mod error;
 mod flush;
@@ -110,10 +111,11 @@ mod unmap;
 mod walk;
 
 pub use addr::{Iova, PhysAddr};
+pub use dirty::DirtyFlags;
 pub use error::{ConfigError, Error, Result};
 pub use flush::FlushWalk;
 pub use foreign::ForeignTable;
-pub use format::{Entry, Fault, Format, HwInfo, OwnEntry};
+pub use format::{BitOp, DirtyBits, Entry, Fault, Format, HwInfo, OwnEntry};
 pub use gather::Gather;
 pub use geometry::{Geometry, MAX_LEVELS};
 pub use level::TableRef;

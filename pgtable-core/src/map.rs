@@ -174,7 +174,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         if e.load(Ordering::Acquire) != 0 {
             return false;
         }
-        e.store(self.fmt.encode_leaf(pa, level, prot), Ordering::Release);
+        e.store(self.leaf(pa, level, prot), Ordering::Release);
         self.shared.mem.clean(NonNull::from(e).cast(), 8);
         true
     }
@@ -346,8 +346,12 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                             }
                         }
                     }
+                    let track = self.dirty.load(Ordering::Relaxed);
                     for j in 0..k {
-                        let raw = self.fmt.encode_leaf_run(cpa, level, pgsize, j, prot);
+                        let mut raw = self.fmt.encode_leaf_run(cpa, level, pgsize, j, prot);
+                        if track {
+                            raw = self.fmt.track_dirty(raw, level, true);
+                        }
                         at.entry(idx + j).store(raw, Ordering::Release);
                     }
                     i += k;
@@ -365,7 +369,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                 {
                     let bit = self.fmt.contig_bit();
                     for j in 0..contig {
-                        let raw = self.fmt.encode_leaf(cpa + j as u64 * span, level, prot) | bit;
+                        let raw = self.leaf(cpa + j as u64 * span, level, prot) | bit;
                         at.entry(idx + j).store(raw, Ordering::Release);
                     }
                     i += contig;
@@ -381,7 +385,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
                 while i < stop {
                     let e = at.entry(first + i);
                     let old = e.load(Ordering::Acquire);
-                    let new = self.fmt.encode_leaf(pa + done, level, prot);
+                    let new = self.leaf(pa + done, level, prot);
                     if old != 0 {
                         match self.unlink_empty(w, &at, first + i, old) {
                             Ok(pages) => replaced.extend(pages),

@@ -12,6 +12,7 @@ use crate::memory::{TableMemory, TablePage};
 use crate::prot::Prot;
 use crate::reclaim::{DEFAULT_PAGE_CACHE_BYTES, Reclaim, Shared};
 use crate::session::Session;
+use crate::sync::AtomicBool;
 use crate::sync::epoch::{self, Guard};
 use crate::walk::{OwnTables, Walker};
 use std::fmt;
@@ -61,6 +62,8 @@ pub struct PageTable<F: Format, M: TableMemory> {
     /// `1 << va_bits` and `1 << oas` (saturated): the fast paths' range checks.
     pub(crate) va_end: u64,
     pub(crate) oa_end: u64,
+    /// Dirty tracking is on: new writable leaves are written clean.
+    pub(crate) dirty: AtomicBool,
 }
 
 impl<F: Format, M: TableMemory> fmt::Debug for PageTable<F, M> {
@@ -162,6 +165,7 @@ impl<F: Format, M: TableMemory> PageTableBuilder<F, M> {
             } else {
                 1u64 << geo.oas
             },
+            dirty: AtomicBool::new(false),
         })
     }
 }
@@ -238,6 +242,17 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             _pin: g,
         };
         Walker::new(&self.fmt, &self.geo, src, root)
+    }
+
+    /// The leaf `encode_leaf` gives, written clean when dirty tracking is on.
+    #[inline(always)]
+    pub(crate) fn leaf(&self, pa: u64, level: u32, prot: Prot) -> u64 {
+        let raw = self.fmt.encode_leaf(pa, level, prot);
+        if self.dirty.load(crate::sync::Ordering::Relaxed) {
+            self.fmt.track_dirty(raw, level, true)
+        } else {
+            raw
+        }
     }
 
     /// The allocation record of a table of `level` at `virt` / `phys`.

@@ -4,13 +4,16 @@
 //! default, 4K / 2M / 1G leaves. Entry bits: 0 present, 1 read, 2 write, 3 cache,
 //! 4 noexec, 5 mmio, 6 priv, 7 leaf above level 0, 12..52 address, 52 contiguous hint.
 
-use crate::{Entry, Fault, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
+use crate::{BitOp, DirtyBits, Entry, Fault, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
 
 const P: u64 = 1;
 const PS: u64 = 1 << 7;
 const PROT_SHIFT: u32 = 1;
 const ADDR: u64 = ((1u64 << 52) - 1) & !0xfff;
 const CONT: u64 = 1 << 52;
+const W: u64 = 1 << 2;
+/// Dirty (VT-d second-stage style: the hardware sets it on a write).
+const D: u64 = 1 << 8;
 
 /// The test format's configuration.
 ///
@@ -164,6 +167,19 @@ unsafe impl Format for TestFormat {
     #[inline(always)]
     fn contig_bit(&self) -> u64 {
         if self.contig > 1 { CONT } else { 0 }
+    }
+
+    fn dirty_bits(&self) -> Option<DirtyBits> {
+        Some(DirtyBits {
+            tracked: W,
+            dirty: BitOp::Set(D),
+        })
+    }
+
+    #[inline(always)]
+    fn track_dirty(&self, raw: u64, _level: u32, on: bool) -> u64 {
+        // Writable leaves are clean with D = 0; without tracking D is simply left alone.
+        if on && raw & W != 0 { raw & !D } else { raw }
     }
 
     fn hw_info(&self, root_phys: u64) -> HwInfo {

@@ -543,6 +543,21 @@ impl<F: Format, M: TableMemory> crate::PageTable<F, M> {
         self.walker(&g).lookup(iova.0)
     }
 
+    /// The raw entry of the leaf covering `iova` and its level: what the hardware reads,
+    /// for debugging and for tests that check bits.
+    ///
+    /// # Errors
+    /// As [`PageTable::translate`].
+    pub fn raw_leaf(&self, iova: Iova) -> Result<(u64, u32)> {
+        let t = self.translate(iova)?;
+        let g = crate::sync::epoch::pin();
+        let w = self.walker(&g);
+        let at = w
+            .existing_table(iova.0, t.level)
+            .ok_or(Error::NotMapped(iova))?;
+        Ok((at.entry(at.index(iova.0)).load(Ordering::Acquire), t.level))
+    }
+
     /// Calls `f` for every leaf intersecting `range` in ascending IOVA order (`..` for
     /// the whole input space). Stops at the first `Break` and returns its value.
     ///

@@ -24,6 +24,9 @@ pub const SH_INNER: u64 = 0b11 << SH_SHIFT;
 pub const AF: u64 = 1 << 10;
 /// Bit 16 of a block: nT (FEAT_BBM block-translation hint); never written, tolerated.
 pub const BLOCK_NT: u64 = 1 << 16;
+/// Bit 51: DBM, dirty bit modifier (§3.10): with hardware dirty updates on, a leaf with
+/// DBM is writable and its write permission bit records the dirty state.
+pub const DBM: u64 = 1 << 51;
 /// Bit 52: the contiguous hint (§3.2).
 pub const CONTIGUOUS: u64 = 1 << 52;
 /// Bit 53: PXN at stage 1, XN\[0\] at stage 2.

@@ -9,7 +9,8 @@ use crate::geometry::{Granule, Shape};
 use crate::stage1::Stage1;
 use crate::stage2::Stage2;
 use pgtable_core::{
-    ConfigError, Entry, Error, Fault, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot,
+    BitOp, ConfigError, DirtyBits, Entry, Error, Fault, Format, Geometry, HwInfo, OwnEntry,
+    PhysAddr, Prot,
 };
 use std::fmt::Debug;
 
@@ -40,6 +41,14 @@ pub trait Stage: sealed::Sealed + Copy + Default + Debug + Send + Sync + 'static
 
     /// The `regs` words of [`HwInfo`] for a table whose top is at `root`.
     fn registers(table: &Arm<Self>, root: u64) -> [u64; 4];
+
+    /// What the hardware does to a clean DBM leaf when it writes through it (C-API.md
+    /// "Dirty tracking"): stage 1 clears AP\[2\], stage 2 sets S2AP\[1\].
+    const DIRTY: BitOp;
+
+    /// A leaf re-encoded for dirty tracking on (writable → DBM and clean) or off (DBM →
+    /// writable without DBM); read-only leaves never carry DBM.
+    fn track_dirty(raw: u64, on: bool) -> u64;
 }
 
 /// An Arm VMSAv8-64 long-descriptor table as an SMMUv3 walks it, at stage `S`.
@@ -328,6 +337,20 @@ unsafe impl<S: Stage> Format for Arm<S> {
 
     fn effective_prot(&self, prot: Prot) -> Prot {
         S::effective_prot(prot)
+    }
+
+    /// Both stages track dirt with DBM (bit 51): stage 1 records it in AP\[2\] (clean =
+    /// read-only), stage 2 in S2AP\[1\] (clean = no write permission).
+    fn dirty_bits(&self) -> Option<DirtyBits> {
+        Some(DirtyBits {
+            tracked: descriptor::DBM,
+            dirty: S::DIRTY,
+        })
+    }
+
+    #[inline(always)]
+    fn track_dirty(&self, raw: u64, _level: u32, on: bool) -> u64 {
+        S::track_dirty(raw, on)
     }
 
     fn hw_info(&self, root_phys: u64) -> HwInfo {

@@ -1,9 +1,9 @@
 //! Stage-1 leaf attributes, as current io-pgtable-arm writes them (FORMATS.md §3.5,
 //! §3.11), and the MAIR they index.
 
-use crate::descriptor::{AF, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
+use crate::descriptor::{AF, DBM, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
 use crate::format::{Arm, Stage, sealed};
-use pgtable_core::Prot;
+use pgtable_core::{BitOp, Prot};
 
 /// Bit 6, AP\[1\]: unprivileged accesses allowed (clear for `Prot::PRIV`).
 pub const AP_UNPRIV: u64 = 1 << 6;
@@ -87,7 +87,9 @@ impl Stage for Stage1 {
     #[inline(always)]
     fn leaf_prot(raw: u64) -> Prot {
         let mut p = Prot::READ;
-        if raw & AP_RDONLY == 0 {
+        // With DBM a read-only leaf is writable-clean: the hardware's dirty update grants
+        // the write.
+        if raw & AP_RDONLY == 0 || raw & DBM != 0 {
             p |= Prot::WRITE;
         }
         if raw & AP_UNPRIV == 0 {
@@ -118,6 +120,20 @@ impl Stage for Stage1 {
     fn registers(table: &Arm<Self>, root: u64) -> [u64; 4] {
         // The library's walks are cache coherent (C API): WBWA, inner shareable.
         [root, table.tcr(true), MAIR, 0]
+    }
+
+    /// Dirty = AP\[2\] clear (writes allowed), clean = AP\[2\] set, both with DBM.
+    const DIRTY: BitOp = BitOp::Clear(AP_RDONLY);
+
+    #[inline(always)]
+    fn track_dirty(raw: u64, on: bool) -> u64 {
+        if on && raw & (AP_RDONLY | DBM) == 0 {
+            raw | DBM | AP_RDONLY
+        } else if !on && raw & DBM != 0 {
+            raw & !(DBM | AP_RDONLY)
+        } else {
+            raw
+        }
     }
 }
 

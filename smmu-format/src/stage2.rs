@@ -1,9 +1,9 @@
 //! Stage-2 leaf attributes, as current io-pgtable-arm writes them (FORMATS.md §3.7,
 //! §3.11).
 
-use crate::descriptor::{AF, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
+use crate::descriptor::{AF, DBM, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
 use crate::format::{Arm, Stage, sealed};
-use pgtable_core::Prot;
+use pgtable_core::{BitOp, Prot};
 
 /// Bit 6, S2AP\[0\]: reads allowed.
 pub const S2AP_READ: u64 = 1 << 6;
@@ -81,7 +81,8 @@ impl Stage for Stage2 {
         if raw & S2AP_READ != 0 {
             p |= Prot::READ;
         }
-        if raw & S2AP_WRITE != 0 {
+        // With DBM a leaf without write permission is writable-clean.
+        if raw & (S2AP_WRITE | DBM) != 0 {
             p |= Prot::WRITE;
         }
         if raw & XN1 != 0 {
@@ -107,6 +108,20 @@ impl Stage for Stage2 {
     fn registers(table: &Arm<Self>, root: u64) -> [u64; 4] {
         // The library's walks are cache coherent (C API): WBWA, inner shareable.
         [root, table.vtcr(true), 0, 0]
+    }
+
+    /// Dirty = S2AP\[1\] set (writes allowed), clean = S2AP\[1\] clear, both with DBM.
+    const DIRTY: BitOp = BitOp::Set(S2AP_WRITE);
+
+    #[inline(always)]
+    fn track_dirty(raw: u64, on: bool) -> u64 {
+        if on && raw & S2AP_WRITE != 0 && raw & DBM == 0 {
+            (raw | DBM) & !S2AP_WRITE
+        } else if !on && raw & DBM != 0 {
+            (raw & !DBM) | S2AP_WRITE
+        } else {
+            raw
+        }
     }
 }
 
