@@ -3,7 +3,7 @@
 
 use crate::descriptor::{AF, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
 use crate::format::{Arm, Stage, sealed};
-use pgtable_core::Prot;
+use pgtable_core::{PhysAddr, Prot};
 
 /// Bit 6, AP\[1\]: unprivileged accesses allowed (clear for `Prot::PRIV`).
 pub const AP_UNPRIV: u64 = 1 << 6;
@@ -118,6 +118,15 @@ impl Stage for Stage1 {
     fn registers(table: &Arm<Self>, root: u64) -> [u64; 4] {
         // The library's walks are cache coherent (C API): WBWA, inner shareable.
         [root, table.tcr(true), MAIR, 0]
+    }
+
+    const REGISTER_NAMES: &'static [&'static str] = &["TTB0", "CD TCR fields", "MAIR"];
+
+    fn driver_structure(table: &Arm<Self>, root: PhysAddr, asid: u16) -> (&'static str, Vec<u64>) {
+        (
+            "context descriptor",
+            table.context_descriptor(root, asid, true).to_vec(),
+        )
     }
 }
 

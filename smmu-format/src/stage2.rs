@@ -3,7 +3,7 @@
 
 use crate::descriptor::{AF, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
 use crate::format::{Arm, Stage, sealed};
-use pgtable_core::Prot;
+use pgtable_core::{PhysAddr, Prot};
 
 /// Bit 6, S2AP\[0\]: reads allowed.
 pub const S2AP_READ: u64 = 1 << 6;
@@ -107,6 +107,15 @@ impl Stage for Stage2 {
     fn registers(table: &Arm<Self>, root: u64) -> [u64; 4] {
         // The library's walks are cache coherent (C API): WBWA, inner shareable.
         [root, table.vtcr(true), 0, 0]
+    }
+
+    const REGISTER_NAMES: &'static [&'static str] = &["S2TTB", "STE VTCR"];
+
+    fn driver_structure(table: &Arm<Self>, root: PhysAddr, vmid: u16) -> (&'static str, Vec<u64>) {
+        (
+            "stream table entry",
+            table.stream_table_entry(root, vmid, true).to_vec(),
+        )
     }
 }
 
