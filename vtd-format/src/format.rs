@@ -58,6 +58,14 @@ pub trait VtdStage: sealed::Sealed + Copy + Debug + PartialEq + Eq + Send + Sync
 
     /// The `regs` words of [`HwInfo`] for a table whose top is at `root`.
     fn registers(table: &Vtd<Self>, root: u64) -> [u64; 4];
+
+    /// The structures pointing the IOMMU at a table whose top is at `root`, for
+    /// domain `did`, with coherent walks: their names and words.
+    fn driver_structures(
+        table: &Vtd<Self>,
+        root: PhysAddr,
+        did: u16,
+    ) -> Vec<(&'static str, Vec<u64>)>;
 }
 
 /// Intel VT-d page tables of stage `S`: a tree of 4 KiB tables of 512 entries, 3 to 5
@@ -209,6 +217,26 @@ impl<S: VtdStage> Vtd<S> {
     /// ```
     pub const fn register_names(&self) -> &'static [&'static str] {
         S::REGISTER_NAMES
+    }
+
+    /// The structures a driver programs to point the IOMMU at a table whose top is at
+    /// `root`, for domain id `did`, with coherent table walks, each as its words: for
+    /// the second stage the legacy-mode context entry and the scalable-mode PASID entry
+    /// (with PWSNP), for the first stage the PASID entry.
+    ///
+    /// ```
+    /// use pgtable_core::PhysAddr;
+    /// use vtd_format::{VtdFs, VtdSs};
+    /// let s = VtdSs::new(48, 48)?.driver_structures(PhysAddr(0x1000_0000), 1);
+    /// assert_eq!(s[0], ("context entry (legacy mode)", vec![0x1000_0001, 0x102]));
+    /// assert_eq!(s[1].1[..2], [0x1000_0089, 0x80_0001]);
+    /// let s = VtdFs::new(48, 48)?.driver_structures(PhysAddr(0x2000_0000), 1);
+    /// assert_eq!(s[0].0, "PASID entry (scalable mode)");
+    /// assert_eq!(s[0].1[..3], [0x49, 0x80_0001, 0x2000_0000]);
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub fn driver_structures(&self, root: PhysAddr, did: u16) -> Vec<(&'static str, Vec<u64>)> {
+        S::driver_structures(self, root, did)
     }
 
     /// The IOVAs a VT-d table must leave unmapped: the interrupt window

@@ -130,6 +130,13 @@ impl VtdStage for First {
     fn registers(table: &VtdFs, root: u64) -> [u64; 4] {
         [root, table.levels() as u64, 0, 0]
     }
+
+    fn driver_structures(table: &VtdFs, root: PhysAddr, did: u16) -> Vec<(&'static str, Vec<u64>)> {
+        vec![(
+            "PASID entry (scalable mode)",
+            table.pasid_entry(root, did).with_pwsnp(true).val.to_vec(),
+        )]
+    }
 }
 
 impl VtdFs {
@@ -171,25 +178,6 @@ impl VtdFs {
     /// ```
     pub const fn pasid_entry(&self, fsptptr: PhysAddr, did: u16) -> PasidEntry {
         PasidEntry::first_stage(fsptptr.0, self.five_level(), self.agaw(), did)
-    }
-
-    /// The structures a driver programs to point the IOMMU at a table whose top is at
-    /// `root`, for domain id `did`, with coherent table walks: the scalable-mode PASID
-    /// entry (with PWSNP) as its words.
-    ///
-    /// ```
-    /// use pgtable_core::PhysAddr;
-    /// use vtd_format::VtdFs;
-    /// let s = VtdFs::new(48, 48)?.driver_structures(PhysAddr(0x2000_0000), 1);
-    /// assert_eq!(s[0].0, "PASID entry (scalable mode)");
-    /// assert_eq!(s[0].1[..3], [0x49, 0x80_0001, 0x2000_0000]);
-    /// # Ok::<(), pgtable_core::Error>(())
-    /// ```
-    pub fn driver_structures(&self, root: PhysAddr, did: u16) -> Vec<(&'static str, Vec<u64>)> {
-        vec![(
-            "PASID entry (scalable mode)",
-            self.pasid_entry(root, did).with_pwsnp(true).val.to_vec(),
-        )]
     }
 
     /// The bits that must be zero in a present entry of core `level` (0 = PTE), as a

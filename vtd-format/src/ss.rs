@@ -143,6 +143,19 @@ impl VtdStage for Second {
     fn registers(table: &VtdSs, root: u64) -> [u64; 4] {
         [root, table.agaw().code() as u64, 0, 0]
     }
+
+    fn driver_structures(table: &VtdSs, root: PhysAddr, did: u16) -> Vec<(&'static str, Vec<u64>)> {
+        vec![
+            (
+                "context entry (legacy mode)",
+                table.context_entry(root, did).words().to_vec(),
+            ),
+            (
+                "PASID entry (scalable mode)",
+                table.pasid_entry(root, did).with_pwsnp(true).val.to_vec(),
+            ),
+        ]
+    }
 }
 
 impl VtdSs {
@@ -204,31 +217,6 @@ impl VtdSs {
     /// ```
     pub const fn pasid_entry(&self, ssptptr: PhysAddr, did: u16) -> PasidEntry {
         PasidEntry::second_stage(ssptptr.0, self.agaw(), did)
-    }
-
-    /// The structures a driver programs to point the IOMMU at a table whose top is at
-    /// `root`, for domain id `did`, with coherent table walks: the legacy-mode context
-    /// entry and the scalable-mode PASID entry (with PWSNP), each as its words.
-    ///
-    /// ```
-    /// use pgtable_core::PhysAddr;
-    /// use vtd_format::VtdSs;
-    /// let s = VtdSs::new(48, 48)?.driver_structures(PhysAddr(0x1000_0000), 1);
-    /// assert_eq!(s[0], ("context entry (legacy mode)", vec![0x1000_0001, 0x102]));
-    /// assert_eq!(s[1].1[..2], [0x1000_0089, 0x80_0001]);
-    /// # Ok::<(), pgtable_core::Error>(())
-    /// ```
-    pub fn driver_structures(&self, root: PhysAddr, did: u16) -> Vec<(&'static str, Vec<u64>)> {
-        vec![
-            (
-                "context entry (legacy mode)",
-                self.context_entry(root, did).words().to_vec(),
-            ),
-            (
-                "PASID entry (scalable mode)",
-                self.pasid_entry(root, did).with_pwsnp(true).val.to_vec(),
-            ),
-        ]
     }
 
     /// The bits a hardware walker requires to be zero in a present entry of core
