@@ -4,7 +4,7 @@
 
 use crate::descriptor::mask;
 use crate::error::{DecodeError, Structure};
-use crate::field::Bits;
+use crate::field::{Bits, unnamed, with_unnamed};
 use crate::format::ArmS1;
 use crate::geometry::{Granule, address_size_bits, address_size_encoding};
 use crate::stage1::MAIR;
@@ -272,13 +272,11 @@ impl ContextDescriptor {
             | A.flag(self.a)
             | ASET.flag(self.aset)
             | ASID.put(self.asid as u64);
-        let mut words = [dw0, self.tt0.dwn(), self.tt1.dwn(), self.mair, 0, 0, 0, 0];
-        let mut i = 0;
-        while i < 8 {
-            words[i] |= self.other[i] & !NAMED[i];
-            i += 1;
-        }
-        words
+        with_unnamed(
+            [dw0, self.tt0.dwn(), self.tt1.dwn(), self.mair, 0, 0, 0, 0],
+            &self.other,
+            &NAMED,
+        )
     }
 
     /// The descriptor `words`, checked for what makes a CD invalid or ILLEGAL
@@ -298,12 +296,6 @@ impl ContextDescriptor {
         if !V.is_set(dw0) {
             return Err(DecodeError::Invalid { structure: cd });
         }
-        let mut other = [0; 8];
-        let mut i = 0;
-        while i < 8 {
-            other[i] = words[i] & !NAMED[i];
-            i += 1;
-        }
         let d = ContextDescriptor {
             valid: true,
             tt0: CdTranslationTable::decode(dw0, words[1]),
@@ -321,7 +313,7 @@ impl ContextDescriptor {
             aset: ASET.is_set(dw0),
             asid: ASID.get(dw0) as u16,
             mair: words[3],
-            other,
+            other: unnamed(words, &NAMED),
         };
         if !d.aa64 {
             return Err(cd.illegal("AA64", 0));

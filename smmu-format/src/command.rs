@@ -4,6 +4,7 @@
 
 use crate::error::{DecodeError, Structure};
 use crate::field::Bits;
+use crate::numbered::numbered;
 use pgtable_core::PhysAddr;
 
 /// A command's size.
@@ -39,97 +40,54 @@ const RANGE_ALL: u64 = 31;
 /// (FORMATS.md §8.8 #3).
 const QEMU_CFGI_ALL: u8 = 0x07;
 
-/// A command opcode (`dw0[7:0]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum Opcode {
-    /// CMD_PREFETCH_CONFIG.
-    PrefetchConfig = 0x01,
-    /// CMD_PREFETCH_ADDR.
-    PrefetchAddr = 0x02,
-    /// CMD_CFGI_STE.
-    CfgiSte = 0x03,
-    /// CMD_CFGI_STE_RANGE (and CMD_CFGI_ALL, with Range 31).
-    CfgiSteRange = 0x04,
-    /// CMD_CFGI_CD.
-    CfgiCd = 0x05,
-    /// CMD_CFGI_CD_ALL.
-    CfgiCdAll = 0x06,
-    /// CMD_TLBI_NH_ALL.
-    TlbiNhAll = 0x10,
-    /// CMD_TLBI_NH_ASID.
-    TlbiNhAsid = 0x11,
-    /// CMD_TLBI_NH_VA.
-    TlbiNhVa = 0x12,
-    /// CMD_TLBI_NH_VAA.
-    TlbiNhVaa = 0x13,
-    /// CMD_TLBI_EL2_ALL.
-    TlbiEl2All = 0x20,
-    /// CMD_TLBI_EL2_ASID.
-    TlbiEl2Asid = 0x21,
-    /// CMD_TLBI_EL2_VA.
-    TlbiEl2Va = 0x22,
-    /// CMD_TLBI_EL2_VAA.
-    TlbiEl2Vaa = 0x23,
-    /// CMD_TLBI_S12_VMALL.
-    TlbiS12Vmall = 0x28,
-    /// CMD_TLBI_S2_IPA.
-    TlbiS2Ipa = 0x2A,
-    /// CMD_TLBI_NSNH_ALL.
-    TlbiNsnhAll = 0x30,
-    /// CMD_ATC_INV.
-    AtcInv = 0x40,
-    /// CMD_PRI_RESP.
-    PriResp = 0x41,
-    /// CMD_RESUME.
-    Resume = 0x44,
-    /// CMD_STALL_TERM.
-    StallTerm = 0x45,
-    /// CMD_SYNC.
-    Sync = 0x46,
-}
-
-const OPCODES: [Opcode; 22] = {
-    use Opcode::*;
-    [
-        PrefetchConfig,
-        PrefetchAddr,
-        CfgiSte,
-        CfgiSteRange,
-        CfgiCd,
-        CfgiCdAll,
-        TlbiNhAll,
-        TlbiNhAsid,
-        TlbiNhVa,
-        TlbiNhVaa,
-        TlbiEl2All,
-        TlbiEl2Asid,
-        TlbiEl2Va,
-        TlbiEl2Vaa,
-        TlbiS12Vmall,
-        TlbiS2Ipa,
-        TlbiNsnhAll,
-        AtcInv,
-        PriResp,
-        Resume,
-        StallTerm,
-        Sync,
-    ]
-};
-
-impl Opcode {
-    /// The opcode of value `code`; `None` for values the non-secure command queue does
-    /// not define (the EL3 invalidations included).
-    pub const fn from_code(code: u8) -> Option<Opcode> {
-        let mut i = 0;
-        while i < OPCODES.len() {
-            if OPCODES[i] as u8 == code {
-                return Some(OPCODES[i]);
-            }
-            i += 1;
-        }
-        None
+numbered! {
+    /// A command opcode (`dw0[7:0]`).
+    #[non_exhaustive]
+    pub enum Opcode {
+        /// CMD_PREFETCH_CONFIG.
+        PrefetchConfig = 0x01,
+        /// CMD_PREFETCH_ADDR.
+        PrefetchAddr = 0x02,
+        /// CMD_CFGI_STE.
+        CfgiSte = 0x03,
+        /// CMD_CFGI_STE_RANGE (and CMD_CFGI_ALL, with Range 31).
+        CfgiSteRange = 0x04,
+        /// CMD_CFGI_CD.
+        CfgiCd = 0x05,
+        /// CMD_CFGI_CD_ALL.
+        CfgiCdAll = 0x06,
+        /// CMD_TLBI_NH_ALL.
+        TlbiNhAll = 0x10,
+        /// CMD_TLBI_NH_ASID.
+        TlbiNhAsid = 0x11,
+        /// CMD_TLBI_NH_VA.
+        TlbiNhVa = 0x12,
+        /// CMD_TLBI_NH_VAA.
+        TlbiNhVaa = 0x13,
+        /// CMD_TLBI_EL2_ALL.
+        TlbiEl2All = 0x20,
+        /// CMD_TLBI_EL2_ASID.
+        TlbiEl2Asid = 0x21,
+        /// CMD_TLBI_EL2_VA.
+        TlbiEl2Va = 0x22,
+        /// CMD_TLBI_EL2_VAA.
+        TlbiEl2Vaa = 0x23,
+        /// CMD_TLBI_S12_VMALL.
+        TlbiS12Vmall = 0x28,
+        /// CMD_TLBI_S2_IPA.
+        TlbiS2Ipa = 0x2A,
+        /// CMD_TLBI_NSNH_ALL.
+        TlbiNsnhAll = 0x30,
+        /// CMD_ATC_INV.
+        AtcInv = 0x40,
+        /// CMD_PRI_RESP.
+        PriResp = 0x41,
+        /// CMD_RESUME.
+        Resume = 0x44,
+        /// CMD_STALL_TERM.
+        StallTerm = 0x45,
+        /// CMD_SYNC.
+        Sync = 0x46,
     }
 }
 

@@ -3,110 +3,69 @@
 
 use crate::descriptor::mask;
 use crate::error::{DecodeError, Structure};
+use crate::numbered::numbered;
 use std::fmt;
 
 /// An event record's size.
 pub const EVENT_RECORD_SIZE: u64 = 32;
 
-/// An SMMUv3 event number (EventID, event record `dw0[7:0]`).
-///
-/// ```
-/// use smmu_format::EventId;
-/// assert_eq!(EventId::CBadSte as u8, 0x04);
-/// assert_eq!(EventId::from_code(0x10), Some(EventId::FTranslation));
-/// assert_eq!(EventId::FPermission.to_string(), "F_PERMISSION (0x13)");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum EventId {
-    /// F_UUT: unsupported upstream transaction.
-    FUut = 0x01,
-    /// C_BAD_STREAMID: the StreamID is outside the stream table, or its 2-level L1
-    /// descriptor has no L2 table.
-    CBadStreamId = 0x02,
-    /// F_STE_FETCH: an external abort fetching the STE (or its L1 descriptor).
-    FSteFetch = 0x03,
-    /// C_BAD_STE: the STE is not valid, or ILLEGAL.
-    CBadSte = 0x04,
-    /// F_BAD_ATS_TREQ: an ATS translation request the STE does not allow.
-    FBadAtsTreq = 0x05,
-    /// F_STREAM_DISABLED: a transaction without SubstreamID while S1DSS terminates
-    /// them.
-    FStreamDisabled = 0x06,
-    /// F_TRANSL_FORBIDDEN: a translated (ATS) transaction the STE's EATS forbids.
-    FTranslForbidden = 0x07,
-    /// C_BAD_SUBSTREAMID: the SubstreamID is outside the CD table, or its L1 CD
-    /// descriptor is not valid.
-    CBadSubstreamId = 0x08,
-    /// F_CD_FETCH: an external abort fetching a CD (or L1 CD descriptor).
-    FCdFetch = 0x09,
-    /// C_BAD_CD: the CD is not valid, or ILLEGAL.
-    CBadCd = 0x0A,
-    /// F_WALK_EABT: an external abort during a table walk.
-    FWalkEabt = 0x0B,
-    /// F_TRANSLATION: an invalid descriptor, an input outside the TxSZ range, or a
-    /// disabled (EPD) table.
-    FTranslation = 0x10,
-    /// F_ADDR_SIZE: an output or table address beyond the IPS / S2PS size.
-    FAddrSize = 0x11,
-    /// F_ACCESS: the access flag is clear and not updated by hardware.
-    FAccess = 0x12,
-    /// F_PERMISSION: AP / XN / S2AP deny the access.
-    FPermission = 0x13,
-    /// F_TLB_CONFLICT: a TLB conflict.
-    FTlbConflict = 0x20,
-    /// F_CFG_CONFLICT: a configuration-cache conflict.
-    FCfgConflict = 0x21,
-    /// E_PAGE_REQUEST: a PRI page request, recorded as an event.
-    EPageRequest = 0x24,
-    /// F_VMS_FETCH: an external abort fetching a VMS.
-    FVmsFetch = 0x25,
+numbered! {
+    /// An SMMUv3 event number (EventID, event record `dw0[7:0]`).
+    ///
+    /// ```
+    /// use smmu_format::EventId;
+    /// assert_eq!(EventId::CBadSte as u8, 0x04);
+    /// assert_eq!(EventId::from_code(0x10), Some(EventId::FTranslation));
+    /// assert_eq!(EventId::FPermission.to_string(), "F_PERMISSION (0x13)");
+    /// ```
+    #[non_exhaustive]
+    pub enum EventId {
+        /// F_UUT: unsupported upstream transaction.
+        FUut = 0x01,
+        /// C_BAD_STREAMID: the StreamID is outside the stream table, or its 2-level L1
+        /// descriptor has no L2 table.
+        CBadStreamId = 0x02,
+        /// F_STE_FETCH: an external abort fetching the STE (or its L1 descriptor).
+        FSteFetch = 0x03,
+        /// C_BAD_STE: the STE is not valid, or ILLEGAL.
+        CBadSte = 0x04,
+        /// F_BAD_ATS_TREQ: an ATS translation request the STE does not allow.
+        FBadAtsTreq = 0x05,
+        /// F_STREAM_DISABLED: a transaction without SubstreamID while S1DSS terminates
+        /// them.
+        FStreamDisabled = 0x06,
+        /// F_TRANSL_FORBIDDEN: a translated (ATS) transaction the STE's EATS forbids.
+        FTranslForbidden = 0x07,
+        /// C_BAD_SUBSTREAMID: the SubstreamID is outside the CD table, or its L1 CD
+        /// descriptor is not valid.
+        CBadSubstreamId = 0x08,
+        /// F_CD_FETCH: an external abort fetching a CD (or L1 CD descriptor).
+        FCdFetch = 0x09,
+        /// C_BAD_CD: the CD is not valid, or ILLEGAL.
+        CBadCd = 0x0A,
+        /// F_WALK_EABT: an external abort during a table walk.
+        FWalkEabt = 0x0B,
+        /// F_TRANSLATION: an invalid descriptor, an input outside the TxSZ range, or a
+        /// disabled (EPD) table.
+        FTranslation = 0x10,
+        /// F_ADDR_SIZE: an output or table address beyond the IPS / S2PS size.
+        FAddrSize = 0x11,
+        /// F_ACCESS: the access flag is clear and not updated by hardware.
+        FAccess = 0x12,
+        /// F_PERMISSION: AP / XN / S2AP deny the access.
+        FPermission = 0x13,
+        /// F_TLB_CONFLICT: a TLB conflict.
+        FTlbConflict = 0x20,
+        /// F_CFG_CONFLICT: a configuration-cache conflict.
+        FCfgConflict = 0x21,
+        /// E_PAGE_REQUEST: a PRI page request, recorded as an event.
+        EPageRequest = 0x24,
+        /// F_VMS_FETCH: an external abort fetching a VMS.
+        FVmsFetch = 0x25,
+    }
 }
 
-const ALL: [EventId; 19] = {
-    use EventId::*;
-    [
-        FUut,
-        CBadStreamId,
-        FSteFetch,
-        CBadSte,
-        FBadAtsTreq,
-        FStreamDisabled,
-        FTranslForbidden,
-        CBadSubstreamId,
-        FCdFetch,
-        CBadCd,
-        FWalkEabt,
-        FTranslation,
-        FAddrSize,
-        FAccess,
-        FPermission,
-        FTlbConflict,
-        FCfgConflict,
-        EPageRequest,
-        FVmsFetch,
-    ]
-};
-
 impl EventId {
-    /// The event number.
-    pub const fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The event of number `code`; `None` for numbers not defined here.
-    pub const fn from_code(code: u8) -> Option<EventId> {
-        let mut i = 0;
-        while i < ALL.len() {
-            if ALL[i] as u8 == code {
-                return Some(ALL[i]);
-            }
-            i += 1;
-        }
-        None
-    }
-
     /// The architectural name.
     pub const fn name(self) -> &'static str {
         use EventId::*;

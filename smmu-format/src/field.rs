@@ -53,6 +53,32 @@ impl Bits {
     }
 }
 
+/// The bits of each of `words` outside the named fields `named`: what a structure
+/// type keeps as it is so that decoding then encoding gives back the same words.
+pub(crate) const fn unnamed<const N: usize>(words: [u64; N], named: &[u64; N]) -> [u64; N] {
+    let mut other = [0; N];
+    let mut i = 0;
+    while i < N {
+        other[i] = words[i] & !named[i];
+        i += 1;
+    }
+    other
+}
+
+/// `words` with the bits of `other` outside the named fields `named` added.
+pub(crate) const fn with_unnamed<const N: usize>(
+    mut words: [u64; N],
+    other: &[u64; N],
+    named: &[u64; N],
+) -> [u64; N] {
+    let mut i = 0;
+    while i < N {
+        words[i] |= other[i] & !named[i];
+        i += 1;
+    }
+    words
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +91,12 @@ mod tests {
         assert_eq!(f.of(0xabcd), 0xc0);
         assert!(Bits::bit(63).is_set(1 << 63));
         assert_eq!(Bits::bit(3).flag(true), 8);
+    }
+
+    #[test]
+    fn unnamed_bits() {
+        let named = [0xff, 0];
+        assert_eq!(unnamed([0x1234, 5], &named), [0x1200, 5]);
+        assert_eq!(with_unnamed([0x34, 0], &[0x12ff, 5], &named), [0x1234, 5]);
     }
 }

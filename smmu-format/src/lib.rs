@@ -55,6 +55,7 @@ mod event;
 mod field;
 mod format;
 mod geometry;
+mod numbered;
 pub mod stage1;
 pub mod stage2;
 pub mod ste;

@@ -7,7 +7,7 @@ use crate::cd::walk_attributes;
 use crate::cd_table::{CdTable, CdTableFormat};
 use crate::descriptor::mask;
 use crate::error::{DecodeError, Structure};
-use crate::field::Bits;
+use crate::field::{Bits, unnamed, with_unnamed};
 use crate::format::ArmS2;
 use crate::geometry::{Granule, address_size_bits, address_size_encoding};
 use pgtable_core::PhysAddr;
@@ -398,13 +398,7 @@ impl StreamTableEntry {
             | S2S.flag(self.s2s)
             | S2R.flag(self.s2r);
         let dw3 = S2TTB.of(self.s2ttb.0);
-        let mut words = [dw0, dw1, dw2, dw3, 0, 0, 0, 0];
-        let mut i = 0;
-        while i < 8 {
-            words[i] |= self.other[i] & !NAMED[i];
-            i += 1;
-        }
-        words
+        with_unnamed([dw0, dw1, dw2, dw3, 0, 0, 0, 0], &self.other, &NAMED)
     }
 
     /// The entry `words`, checked for what makes an STE invalid or ILLEGAL regardless of
@@ -427,12 +421,6 @@ impl StreamTableEntry {
         let Some(config) = SteConfig::from_code(CONFIG.get(dw0) as u8) else {
             return Err(ste.illegal("Config", CONFIG.get(dw0)));
         };
-        let mut other = [0; 8];
-        let mut i = 0;
-        while i < 8 {
-            other[i] = words[i] & !NAMED[i];
-            i += 1;
-        }
         let e = StreamTableEntry {
             valid: true,
             config,
@@ -460,7 +448,7 @@ impl StreamTableEntry {
             s2s: S2S.is_set(dw2),
             s2r: S2R.is_set(dw2),
             s2ttb: PhysAddr(S2TTB.of(dw3)),
-            other,
+            other: unnamed(words, &NAMED),
         };
         if config.s1_enabled() {
             if CdTableFormat::from_code(e.s1fmt).is_none() {
