@@ -6,8 +6,7 @@
 //! - [`ArmS1`]: stage 1, pointed to by a context descriptor's TTB0
 //!   ([`ArmS1::context_descriptor`]);
 //! - [`ArmS2`]: stage 2, pointed to by a stream table entry's S2TTB
-//!   ([`ArmS2::stream_table_entry`]), with the start level concatenated as Linux does.
-//!
+//!   ([`ArmS2::stream_table_entry`]), with the start level concatenated as Linux does;
 //! - the configuration chain a vIOMMU walks and a driver or guest builds, each
 //!   structure typed with encode and decode: the stream table ([`StreamTable`],
 //!   [`StreamTableBase`], [`StreamTableConfig`], [`L1StreamDescriptor`]), the
@@ -21,9 +20,10 @@
 //! naming the event (C_BAD_STE, C_BAD_CD, ...) or command error (CERROR_ILL) the SMMU
 //! raises for it.
 //!
-//! Both table formats take an [`ArmConfig`]: 4K, 16K or 64K granule, 32..48-bit input and output
-//! (52 with the 64K granule, the high address bits packed into descriptor bits 15:12),
-//! and an optional contiguous hint (off by default, so default tables equal Linux's).
+//! Both table formats take an [`ArmConfig`]: 4K, 16K or 64K granule, 32..48-bit input
+//! and output (52 with the 64K granule, the high address bits packed into descriptor
+//! bits 15:12), and an optional contiguous hint (off by default, so default tables
+//! equal Linux's).
 //!
 //! ```
 //! use pgtable_core::{ArenaMemory, Iova, PageTable, PhysAddr, Prot};

@@ -45,18 +45,20 @@ impl Structure {
 
     /// The fault a present entry of this structure with a reserved bit set raises:
     /// 0xA / 0x3A (root entry), 0xB / 0x42 (context entry), 0x52, 0x5A; none for
-    /// what software reads (fault records) or the invalidation queue (which reports
-    /// an invalidation-queue error, FSTS.IQE, instead).
+    /// what software reads (fault records), the invalidation queue (which reports an
+    /// invalidation-queue error, FSTS.IQE, instead) and RTADDR (whose fault depends on
+    /// its TTM: [`crate::RootTableAddress::decode`]).
     pub const fn reserved_fault(self) -> Option<FaultReason> {
         match self {
-            Structure::RootTableAddress => Some(FaultReason::SmRootTableAddressInvalid),
             Structure::RootEntry => Some(FaultReason::RootEntryReserved),
             Structure::ScalableRootEntry => Some(FaultReason::SmRootEntryReserved),
             Structure::ContextEntry => Some(FaultReason::ContextEntryReserved),
             Structure::ScalableContextEntry => Some(FaultReason::SmContextEntryReserved),
             Structure::PasidDirEntry => Some(FaultReason::PasidDirEntryReserved),
             Structure::PasidEntry => Some(FaultReason::PasidEntryReserved),
-            Structure::FaultRecord | Structure::InvalidationDescriptor => None,
+            Structure::RootTableAddress
+            | Structure::FaultRecord
+            | Structure::InvalidationDescriptor => None,
         }
     }
 

@@ -19,7 +19,9 @@ pub(crate) mod sealed {
 ///
 /// Implemented by [`Second`](crate::Second) and [`First`](crate::First) only. A stage
 /// value may carry stage-only options (the second stage's snoop control).
-pub trait VtdStage: sealed::Sealed + Copy + Debug + PartialEq + Eq + Send + Sync + 'static {
+pub trait VtdStage:
+    sealed::Sealed + Copy + Default + Debug + PartialEq + Eq + Send + Sync + 'static
+{
     /// A name for dumps.
     const NAME: &'static str;
     /// The names of [`HwInfo::regs`], as dumps print them (unused words unnamed).
@@ -28,11 +30,6 @@ pub trait VtdStage: sealed::Sealed + Copy + Debug + PartialEq + Eq + Send + Sync
     const PRESENT: u64;
     /// The bits of every table pointer besides its address.
     const TABLE_BITS: u64;
-    /// The hardware's default leaf sizes.
-    const SIZES: u64;
-
-    /// The stage with its default options.
-    fn default_stage() -> Self;
 
     /// The levels for an `ias`-bit configuration.
     ///
@@ -95,8 +92,8 @@ pub struct Vtd<S: VtdStage> {
 }
 
 impl<S: VtdStage> Vtd<S> {
-    /// A table for `ias`-bit IOVAs and `oas`-bit output addresses, with every leaf
-    /// size the stage walks by default (see the aliases for the accepted sizes).
+    /// A table for `ias`-bit IOVAs and `oas`-bit output addresses, with 4 KiB, 2 MiB and
+    /// 1 GiB leaves (see the aliases for the accepted sizes).
     ///
     /// # Errors
     /// [`Error::BadConfig`] when `ias` selects no paging mode of the stage, or `oas`
@@ -118,8 +115,8 @@ impl<S: VtdStage> Vtd<S> {
             levels,
             oas,
             haw: MAX_HAW,
-            sizes: PageSizes::new(S::SIZES),
-            stage: S::default_stage(),
+            sizes: PageSizes::new(SZ_4K | SZ_2M | SZ_1G),
+            stage: S::default(),
             decoder: Decoder::UNSET,
         }
         .refreshed())
@@ -338,6 +335,3 @@ unsafe impl<S: VtdStage> Format for Vtd<S> {
         }
     }
 }
-
-/// Every leaf size a VT-d stage can walk.
-pub(crate) const ALL_SIZES: u64 = SZ_4K | SZ_2M | SZ_1G;

@@ -8,7 +8,7 @@
 
 use crate::bits::{above_haw, mask};
 use crate::decoder::PS;
-use crate::format::{ALL_SIZES, Vtd, VtdStage, sealed};
+use crate::format::{Vtd, VtdStage, sealed};
 use crate::levels::{PML4E, SZ_1G, SZ_2M, leaf_shift};
 use crate::pasid::PasidEntry;
 use pgtable_core::{ConfigError, Error, PhysAddr, Prot};
@@ -66,11 +66,6 @@ impl VtdStage for First {
     const REGISTER_NAMES: &'static [&'static str] = &["FSPTPTR", "levels"];
     const PRESENT: u64 = P;
     const TABLE_BITS: u64 = P | RW | US | A;
-    const SIZES: u64 = ALL_SIZES;
-
-    fn default_stage() -> Self {
-        First
-    }
 
     fn levels_for(ias: u32) -> Result<u32, Error> {
         match ias {

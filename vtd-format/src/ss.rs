@@ -8,7 +8,7 @@
 use crate::bits::{above_haw, mask};
 use crate::context::ContextEntry;
 use crate::decoder::PS;
-use crate::format::{ALL_SIZES, Vtd, VtdStage, sealed};
+use crate::format::{Vtd, VtdStage, sealed};
 use crate::levels::{self, PML4E, SZ_1G, SZ_2M, leaf_shift};
 use crate::pasid::PasidEntry;
 use pgtable_core::{ConfigError, Error, PhysAddr, Prot};
@@ -60,6 +60,13 @@ pub struct Second {
 /// ```
 pub type VtdSs = Vtd<Second>;
 
+impl Default for Second {
+    /// Snoop control on.
+    fn default() -> Self {
+        Second { snoop: true }
+    }
+}
+
 impl sealed::Sealed for Second {}
 
 impl VtdStage for Second {
@@ -67,11 +74,6 @@ impl VtdStage for Second {
     const REGISTER_NAMES: &'static [&'static str] = &["SSPTPTR", "AW"];
     const PRESENT: u64 = R | W;
     const TABLE_BITS: u64 = R | W;
-    const SIZES: u64 = ALL_SIZES;
-
-    fn default_stage() -> Self {
-        Second { snoop: true }
-    }
 
     fn levels_for(ias: u32) -> Result<u32, Error> {
         // Below 31 bits the AGAW would be 30 (AW 0, 2 levels), which no current
