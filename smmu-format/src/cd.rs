@@ -147,11 +147,11 @@ pub struct CdTranslationTable {
     /// TTB0 / TTB1 (`dw1[51:4]` / `dw2[51:4]`): the start table (an IPA when nested);
     /// bits outside 51:4 are not encoded.
     pub ttb: PhysAddr,
-    /// HAD0 / HAD1 (`dw1[1]` / `dw2[1]`): hierarchical attributes disabled (QEMU's
-    /// position, FORMATS.md §6 #12 ⚠).
+    /// HAD0 / HAD1 (`dw1[1]` / `dw2[1]`): hierarchical attributes disabled (position
+    /// from QEMU only, FORMATS.md §6 #12 ⚠).
     pub had: bool,
     /// NSCFG0 / NSCFG1 (`dw1[0]` / `dw2[0]`): walks are non-secure (secure streams
-    /// only; ⚠ position from the specification's layout, not confirmed in code).
+    /// only; position from QEMU's CD layout only ⚠).
     pub nscfg: bool,
 }
 
