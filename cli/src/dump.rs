@@ -81,9 +81,9 @@ impl FormatJob for Dump<'_> {
         for (name, value) in fmt.register_names().iter().zip(info.hw.regs) {
             let _ = writeln!(out, "{name:<14} 0x{value:016x}");
         }
-        for s in fmt.structures(root, DOMAIN_ID) {
-            let _ = write!(out, "{}:", s.name);
-            for (i, w) in s.words.iter().enumerate() {
+        for (name, words) in fmt.structures(root, DOMAIN_ID) {
+            let _ = write!(out, "{name}:");
+            for (i, w) in words.iter().enumerate() {
                 // Four words to a line keeps 64-byte structures readable.
                 if i > 0 && i % 4 == 0 {
                     out.push_str("\n   ");

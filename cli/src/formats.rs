@@ -8,9 +8,9 @@ use crate::args::ConfigArgs;
 use crate::error::CliError;
 use clap::ValueEnum;
 use pgtable_core::{Format, PhysAddr};
-use smmu_format::{ArmConfig, ArmS1, ArmS2};
+use smmu_format::{Arm, ArmConfig, ArmS1, ArmS2, Stage};
 use std::fmt;
-use vtd_format::{VtdFs, VtdSs};
+use vtd_format::{Vtd, VtdFs, VtdSs, VtdStage};
 
 /// The formats, by their command-line names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,24 +164,17 @@ pub trait FormatJob {
     fn run<F: CliFormat>(self, fmt: F, spec: &FormatSpec) -> Self::Output;
 }
 
-/// A hardware structure that points an IOMMU at a table, as the words a driver writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Structure {
-    /// What it is, e.g. `context entry (legacy mode)`.
-    pub name: &'static str,
-    /// Its 64-bit words, lowest first.
-    pub words: Vec<u64>,
-}
-
 /// What the command line needs of a format beyond [`Format`]: the names of its
-/// register values and the structures a driver programs.
+/// register values and the structures a driver programs. The format crates know both;
+/// these impls only forward.
 pub trait CliFormat: Format {
     /// The names of `hw_info().regs` (unused ones are not named).
     fn register_names(&self) -> &'static [&'static str];
 
     /// The structures pointing an IOMMU at the table whose top is at `root`, for
-    /// domain id / ASID / VMID `id`, with coherent table walks.
-    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure>;
+    /// domain id / ASID / VMID `id`, with coherent table walks: each name and its
+    /// 64-bit words, lowest first.
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<(&'static str, Vec<u64>)>;
 
     /// An IOVA range (first, last byte) the IOVA allocator must never hand out.
     fn reserved_iova(&self) -> Option<(u64, u64)> {
@@ -189,71 +182,26 @@ pub trait CliFormat: Format {
     }
 }
 
-/// VT-d's interrupt address window: DMA writes there are interrupt requests.
-const VTD_MSI_WINDOW: (u64, u64) = (0xFEE0_0000, 0xFEEF_FFFF);
-
-impl CliFormat for VtdSs {
+impl<S: VtdStage> CliFormat for Vtd<S> {
     fn register_names(&self) -> &'static [&'static str] {
-        &["SSPTPTR", "AW"]
+        Vtd::register_names(self)
     }
 
-    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
-        vec![
-            Structure {
-                name: "context entry (legacy mode)",
-                words: self.context_entry(root, id).words().to_vec(),
-            },
-            Structure {
-                name: "PASID entry (scalable mode)",
-                words: self.pasid_entry(root, id).with_pwsnp(true).val.to_vec(),
-            },
-        ]
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<(&'static str, Vec<u64>)> {
+        self.driver_structures(root, id)
     }
 
     fn reserved_iova(&self) -> Option<(u64, u64)> {
-        Some(VTD_MSI_WINDOW)
+        Some(Vtd::reserved_iova(self))
     }
 }
 
-impl CliFormat for VtdFs {
+impl<S: Stage> CliFormat for Arm<S> {
     fn register_names(&self) -> &'static [&'static str] {
-        &["FSPTPTR", "levels"]
+        Arm::register_names(self)
     }
 
-    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
-        vec![Structure {
-            name: "PASID entry (scalable mode)",
-            words: self.pasid_entry(root, id).with_pwsnp(true).val.to_vec(),
-        }]
-    }
-
-    fn reserved_iova(&self) -> Option<(u64, u64)> {
-        Some(VTD_MSI_WINDOW)
-    }
-}
-
-impl CliFormat for ArmS1 {
-    fn register_names(&self) -> &'static [&'static str] {
-        &["TTB0", "CD TCR fields", "MAIR"]
-    }
-
-    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
-        vec![Structure {
-            name: "context descriptor",
-            words: self.context_descriptor(root, id, true).to_vec(),
-        }]
-    }
-}
-
-impl CliFormat for ArmS2 {
-    fn register_names(&self) -> &'static [&'static str] {
-        &["S2TTB", "STE VTCR"]
-    }
-
-    fn structures(&self, root: PhysAddr, id: u16) -> Vec<Structure> {
-        vec![Structure {
-            name: "stream table entry",
-            words: self.stream_table_entry(root, id, true).to_vec(),
-        }]
+    fn structures(&self, root: PhysAddr, id: u16) -> Vec<(&'static str, Vec<u64>)> {
+        self.driver_structures(root, id)
     }
 }

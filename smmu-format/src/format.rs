@@ -49,6 +49,12 @@ pub trait Stage: sealed::Sealed + Copy + Default + Debug + Send + Sync + 'static
     /// A leaf re-encoded for dirty tracking on (writable → DBM and clean) or off (DBM →
     /// writable without DBM); read-only leaves never carry DBM.
     fn track_dirty(raw: u64, on: bool) -> u64;
+    /// The names of those words, as dumps print them (unused words unnamed).
+    const REGISTER_NAMES: &'static [&'static str];
+
+    /// The structure pointing the SMMU at a table whose top is at `root`, tagged with
+    /// ASID / VMID `id`, with coherent walks: its name and words.
+    fn driver_structure(table: &Arm<Self>, root: PhysAddr, id: u16) -> (&'static str, Vec<u64>);
 }
 
 /// An Arm VMSAv8-64 long-descriptor table as an SMMUv3 walks it, at stage `S`.
@@ -136,7 +142,6 @@ impl<S: Stage> Arm<S> {
     /// assert!(ArmS1::new(ArmConfig::default())?.with_pgsize_bitmap(0x10000).is_err());
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    /// use pgtable_core::{PhysAddr};
     pub fn with_pgsize_bitmap(mut self, bitmap: u64) -> Result<Self, Error> {
         if bitmap == 0 {
             return Self::new(self.config);
@@ -191,6 +196,34 @@ impl<S: Stage> Arm<S> {
     #[inline(always)]
     fn unpack(&self, raw: u64) -> u64 {
         (raw & self.addr_low) | ((raw & self.addr_high) << 36)
+    }
+
+    /// The names of the `regs` words [`Format::hw_info`] fills, as a dump prints them.
+    ///
+    /// ```
+    /// use smmu_format::{ArmConfig, ArmS1, ArmS2};
+    /// assert_eq!(ArmS1::new(ArmConfig::default())?.register_names(), ["TTB0", "CD TCR fields", "MAIR"]);
+    /// assert_eq!(ArmS2::new(ArmConfig::default())?.register_names(), ["S2TTB", "STE VTCR"]);
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub fn register_names(&self) -> &'static [&'static str] {
+        S::REGISTER_NAMES
+    }
+
+    /// The structures a driver programs to point the SMMU at a table whose top is at
+    /// `root`, tagged with ASID (stage 1) or VMID (stage 2) `id`, with coherent table
+    /// walks: the context descriptor or the stream table entry, each as its words.
+    ///
+    /// ```
+    /// use pgtable_core::PhysAddr;
+    /// use smmu_format::{ArmConfig, ArmS2};
+    /// let s = ArmS2::new(ArmConfig::new(4096, 40, 48))?.driver_structures(PhysAddr(0x4000_0000), 1);
+    /// assert_eq!(s[0].0, "stream table entry");
+    /// assert_eq!(s[0].1[..4], [0xD, 0, 0x044D_3558_0000_0001, 0x4000_0000]);
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub fn driver_structures(&self, root: PhysAddr, id: u16) -> Vec<(&'static str, Vec<u64>)> {
+        vec![S::driver_structure(self, root, id)]
     }
 
     /// log2 of the bytes an entry of core `level` spans.

@@ -64,6 +64,23 @@ impl Granule {
         }
     }
 
+    /// The granule of a TG0 / S2TG encoding (0 = 4K, 1 = 64K, 2 = 16K); `None` for the
+    /// reserved 3.
+    ///
+    /// ```
+    /// use smmu_format::Granule;
+    /// assert_eq!(Granule::from_tg(2), Some(Granule::K16));
+    /// assert_eq!(Granule::from_tg(3), None);
+    /// ```
+    pub const fn from_tg(tg: u64) -> Option<Granule> {
+        match tg {
+            0 => Some(Granule::K4),
+            1 => Some(Granule::K64),
+            2 => Some(Granule::K16),
+            _ => None,
+        }
+    }
+
     /// The leaf sizes Linux's io-pgtable-arm allows (`arm_lpae_restrict_pgsizes`):
     /// 4K: 4K/2M/1G; 16K: 16K/32M; 64K: 64K/512M, plus 4T with a 52-bit output.
     pub const fn linux_page_sizes(self, oas: u32) -> u64 {
@@ -192,16 +209,32 @@ impl Shape {
 /// assert_eq!(smmu_format::address_size_encoding(52), Some(6));
 /// ```
 pub const fn address_size_encoding(bits: u32) -> Option<u64> {
-    const SIZES: [u32; 7] = [32, 36, 40, 42, 44, 48, 52];
     let mut i = 0;
-    while i < SIZES.len() {
-        if bits <= SIZES[i] {
+    while i < ADDRESS_SIZES.len() {
+        if bits <= ADDRESS_SIZES[i] {
             return Some(i as u64);
         }
         i += 1;
     }
     None
 }
+
+/// The output size of a CD.IPS / STE.S2PS encoding (0..=6: 32, 36, 40, 42, 44, 48, 52
+/// bits); `None` for the reserved 7.
+///
+/// ```
+/// assert_eq!(smmu_format::address_size_bits(5), Some(48));
+/// assert_eq!(smmu_format::address_size_bits(7), None);
+/// ```
+pub const fn address_size_bits(code: u64) -> Option<u32> {
+    match code {
+        0..=6 => Some(ADDRESS_SIZES[code as usize]),
+        _ => None,
+    }
+}
+
+/// The output sizes, by IPS / S2PS encoding.
+const ADDRESS_SIZES: [u32; 7] = [32, 36, 40, 42, 44, 48, 52];
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 
 use crate::descriptor::{AF, DBM, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
 use crate::format::{Arm, Stage, sealed};
-use pgtable_core::{BitOp, Prot};
+use pgtable_core::{BitOp, PhysAddr, Prot};
 
 /// Bit 6, AP\[1\]: unprivileged accesses allowed (clear for `Prot::PRIV`).
 pub const AP_UNPRIV: u64 = 1 << 6;
@@ -134,6 +134,15 @@ impl Stage for Stage1 {
         } else {
             raw
         }
+    }
+
+    const REGISTER_NAMES: &'static [&'static str] = &["TTB0", "CD TCR fields", "MAIR"];
+
+    fn driver_structure(table: &Arm<Self>, root: PhysAddr, asid: u16) -> (&'static str, Vec<u64>) {
+        (
+            "context descriptor",
+            table.context_descriptor(root, asid, true).to_vec(),
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::descriptor::{AF, DBM, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
 use crate::format::{Arm, Stage, sealed};
-use pgtable_core::{BitOp, Prot};
+use pgtable_core::{BitOp, PhysAddr, Prot};
 
 /// Bit 6, S2AP\[0\]: reads allowed.
 pub const S2AP_READ: u64 = 1 << 6;
@@ -122,6 +122,15 @@ impl Stage for Stage2 {
         } else {
             raw
         }
+    }
+
+    const REGISTER_NAMES: &'static [&'static str] = &["S2TTB", "STE VTCR"];
+
+    fn driver_structure(table: &Arm<Self>, root: PhysAddr, vmid: u16) -> (&'static str, Vec<u64>) {
+        (
+            "stream table entry",
+            table.stream_table_entry(root, vmid, true).to_vec(),
+        )
     }
 }
 

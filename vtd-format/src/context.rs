@@ -1,95 +1,129 @@
-//! The structures that point an IOMMU at a page table: the legacy-mode context entry
-//! and the scalable-mode PASID entry (FORMATS.md §1.2, §2.1).
-//!
-//! Only the fields the page tables determine are filled (present, translation type,
-//! address width, table pointer, domain id, snoop controls); a driver or VMM adds
-//! the rest (FPD, PASID-table fields, ...) itself and can compare what it reads.
+//! The context entry of a device (bus, devfn): legacy mode, 128 bits, pointing at the
+//! second-stage table; scalable mode, 256 bits, pointing at the PASID directory
+//! (FORMATS.md §1.2, §8.1, §8.2).
 
-use crate::bits::mask;
+use crate::agaw::Agaw;
+use crate::bits::{bit, field, flag, mask, place, pointer_above_haw, with_bit, with_field};
+use crate::error::{DecodeError, Structure};
+use pgtable_core::PhysAddr;
 
-/// Present (bit 0 of the context entry's and the PASID entry's first word).
-const P: u64 = 1;
+/// A legacy-mode context entry's size.
+pub const CONTEXT_ENTRY_SIZE: u64 = 16;
+/// A scalable-mode context entry's size.
+pub const SCALABLE_CONTEXT_ENTRY_SIZE: u64 = 32;
+
+/// Present (bit 0 of the first word, both modes).
+const P: u32 = 0;
+/// Fault processing disable (bit 1 of the first word, both modes).
+const FPD: u32 = 1;
 /// A 4 KiB-aligned table pointer field, bits 63:12.
 const PTR: u64 = mask(63, 12);
 /// Domain id: context `hi[23:8]`.
 const CTX_DID_SHIFT: u32 = 8;
 /// Translation type: context `lo[3:2]`.
 const CTX_TT: u64 = mask(3, 2);
-/// Address width: PASID `val[0][4:2]`.
-const PASID_AW_SHIFT: u32 = 2;
-/// PASID-granular translation type: `val[0][8:6]`.
-const PGTT_SHIFT: u32 = 6;
-const PGTT: u64 = mask(8, 6);
-/// PGTT = 001: first stage only.
-const PGTT_FS: u64 = 0b001;
-/// PGTT = 010: second stage only.
-const PGTT_SS: u64 = 0b010;
-/// Page-walk snoop: `val[1]` bit 23.
-const PWSNP: u64 = 1 << 23;
-/// Page snoop (force snoop for all DMA through the PASID): `val[1]` bit 24.
-const PGSNP: u64 = 1 << 24;
-/// First-stage paging mode: `val[2][3:2]`, 0 = 4-level, 1 = 5-level.
-const FSPM_SHIFT: u32 = 2;
-const FSPM: u64 = mask(3, 2);
+/// Address width: `hi[2:0]`.
+const CTX_AW: u64 = mask(2, 0);
+/// Legacy reserved bits: `lo[11:4]`, `hi[7]` and `hi[63:24]` (QEMU
+/// `VTD_CONTEXT_ENTRY_RSVD_LO/HI`).
+const CTX_RSVD_LO: u64 = mask(11, 4);
+const CTX_RSVD_HI: u64 = mask(63, 24) | 1 << 7;
 
-/// An adjusted guest address width: the AW code that tells the IOMMU how many
-/// second-stage levels to walk (FORMATS.md §1.1: `levels = AW + 2`).
+/// Scalable-mode `val[0]`: DTE, PASIDE, PRE, reserved 8:5, PDTS 11:9.
+const SM_DTE: u32 = 2;
+const SM_PASIDE: u32 = 3;
+const SM_PRE: u32 = 4;
+const SM_RSVD0: u64 = mask(8, 5);
+const SM_PDTS_H: u32 = 11;
+const SM_PDTS_L: u32 = 9;
+/// Scalable-mode `val[1]`: RID_PASID 19:0, RID_PRIV 20, reserved 63:21.
+const SM_RID_PASID_H: u32 = 19;
+const SM_RID_PRIV: u32 = 20;
+const SM_RSVD1: u64 = mask(63, 21);
+
+/// The legacy context-table index of a requester: its devfn (256 entries).
 ///
 /// ```
-/// use vtd_format::Agaw;
-/// assert_eq!(Agaw::Bits48.code(), 2);
-/// assert_eq!(Agaw::Bits48.levels(), 4);
-/// assert_eq!(Agaw::from_code(3), Some(Agaw::Bits57));
+/// assert_eq!(vtd_format::context_index(0xa3), 0xa3);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Agaw {
-    /// 39-bit, 3-level (AW = 1, CAP.SAGAW bit 9).
-    Bits39,
-    /// 48-bit, 4-level (AW = 2, CAP.SAGAW bit 10).
-    Bits48,
-    /// 57-bit, 5-level (AW = 3, CAP.SAGAW bit 11).
-    Bits57,
+pub const fn context_index(devfn: u8) -> usize {
+    devfn as usize
 }
 
-impl Agaw {
-    /// The AW field value.
-    pub const fn code(self) -> u8 {
-        match self {
-            Agaw::Bits39 => 1,
-            Agaw::Bits48 => 2,
-            Agaw::Bits57 => 3,
-        }
-    }
+/// The byte offset of `devfn`'s entry in a legacy context table (`devfn * 16`).
+///
+/// ```
+/// assert_eq!(vtd_format::context_entry_offset(0xa3), 0xa30);
+/// ```
+pub const fn context_entry_offset(devfn: u8) -> u64 {
+    context_index(devfn) as u64 * CONTEXT_ENTRY_SIZE
+}
 
-    /// The AGAW for an AW field value; `None` for 0 (2-level, never used) and the
-    /// reserved values.
-    pub const fn from_code(code: u8) -> Option<Agaw> {
+/// The scalable-mode context-table index of a requester: `devfn & 0x7f`, in the
+/// table of the root entry's lower (devfn < 128) or upper half.
+///
+/// ```
+/// assert_eq!(vtd_format::scalable_context_index(0xa3), 0x23);
+/// ```
+pub const fn scalable_context_index(devfn: u8) -> usize {
+    (devfn & 0x7f) as usize
+}
+
+/// The byte offset of `devfn`'s entry in its scalable-mode context table
+/// (`(devfn & 0x7f) * 32`).
+///
+/// ```
+/// assert_eq!(vtd_format::scalable_context_entry_offset(0xa3), 0x460);
+/// ```
+pub const fn scalable_context_entry_offset(devfn: u8) -> u64 {
+    scalable_context_index(devfn) as u64 * SCALABLE_CONTEXT_ENTRY_SIZE
+}
+
+/// A legacy context entry's translation type (TT, `lo[3:2]`); 11 is reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TranslationType {
+    /// 00: untranslated requests go through the second-stage table; translation
+    /// requests are blocked (fault 0xD).
+    Untranslated = 0,
+    /// 01: as 00, and ATS translation requests are served (needs ECAP.DT).
+    DeviceTlb = 1,
+    /// 10: untranslated requests pass through untranslated (needs ECAP.PT).
+    PassThrough = 2,
+}
+
+impl TranslationType {
+    /// The type of TT value `code`; `None` for the reserved 11 (and beyond).
+    ///
+    /// ```
+    /// use vtd_format::TranslationType;
+    /// assert_eq!(TranslationType::from_code(2), Some(TranslationType::PassThrough));
+    /// assert_eq!(TranslationType::from_code(3), None);
+    /// ```
+    pub const fn from_code(code: u8) -> Option<Self> {
         match code {
-            1 => Some(Agaw::Bits39),
-            2 => Some(Agaw::Bits48),
-            3 => Some(Agaw::Bits57),
+            0 => Some(TranslationType::Untranslated),
+            1 => Some(TranslationType::DeviceTlb),
+            2 => Some(TranslationType::PassThrough),
             _ => None,
         }
-    }
-
-    /// Table levels walked.
-    pub const fn levels(self) -> u32 {
-        self.code() as u32 + 2
-    }
-
-    /// Input address bits resolved (`30 + 9 * AW`).
-    pub const fn bits(self) -> u32 {
-        30 + 9 * self.code() as u32
     }
 }
 
 /// A legacy-mode (RTADDR.TTM = 00) context entry, 128 bits as two little-endian words.
 ///
+/// The words are the entry; accessors read and `with_*` builders write its fields:
+/// P, FPD, TT, SSPTPTR (`lo`), AW, DID (`hi`). The ignored AVAIL bits `hi[6:3]` are
+/// kept as they are.
+///
 /// ```
-/// use vtd_format::{Agaw, ContextEntry};
+/// use vtd_format::{Agaw, ContextEntry, TranslationType};
 /// let ce = ContextEntry::second_stage(0x1000_0000, Agaw::Bits48, 1);
 /// assert_eq!(ce.words(), [0x1000_0001, 0x102]); // FORMATS.md §5.1
 /// assert_eq!((ce.ssptptr(), ce.aw(), ce.did()), (0x1000_0000, Some(Agaw::Bits48), 1));
+/// let ats = ce.with_translation_type(TranslationType::DeviceTlb).with_fpd(true);
+/// assert_eq!(ats.words(), [0x1000_0007, 0x102]);
+/// assert_eq!(ContextEntry::decode(ats.words(), 48), Ok(ats));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ContextEntry {
@@ -106,7 +140,7 @@ impl ContextEntry {
     /// are dropped.
     pub const fn second_stage(ssptptr: u64, aw: Agaw, did: u16) -> Self {
         ContextEntry {
-            lo: (ssptptr & PTR) | P,
+            lo: (ssptptr & PTR) | flag(true, P),
             hi: aw.code() as u64 | (did as u64) << CTX_DID_SHIFT,
         }
     }
@@ -116,12 +150,46 @@ impl ContextEntry {
         [self.lo, self.hi]
     }
 
-    /// The present bit.
-    pub const fn present(&self) -> bool {
-        self.lo & P != 0
+    /// The entry `words` of an IOMMU with host address width `haw`, checked as the
+    /// hardware checks a present entry (a not-present one is returned as it is).
+    /// Whether AW is in CAP.SAGAW and TT is supported (ECAP.DT/PT) depends on the
+    /// IOMMU and is left to the caller (fault 0x3).
+    ///
+    /// # Errors
+    /// [`DecodeError::Reserved`] (fault 0xB) for a set bit of `lo[11:4]`, of SSPTPTR at
+    /// or above `haw`, of `hi[7]` or `hi[63:24]`; [`DecodeError::ReservedValue`]
+    /// (fault 0x3) for TT = 11.
+    pub const fn decode(words: [u64; 2], haw: u32) -> Result<Self, DecodeError> {
+        let ce = ContextEntry {
+            lo: words[0],
+            hi: words[1],
+        };
+        if !ce.present() {
+            return Ok(ce);
+        }
+        let reserved = [CTX_RSVD_LO | pointer_above_haw(haw), CTX_RSVD_HI];
+        if let Err(e) = Structure::ContextEntry.check(&words, &reserved) {
+            return Err(e);
+        }
+        if TranslationType::from_code(ce.translation_type()).is_none() {
+            return Err(Structure::ContextEntry.invalid("TT", ce.translation_type() as u64));
+        }
+        Ok(ce)
     }
 
-    /// The translation type (TT, `lo[3:2]`): 0 = SS tables, 1 = also ATS, 2 = pass-through.
+    /// The present bit.
+    pub const fn present(&self) -> bool {
+        bit(self.lo, P)
+    }
+
+    /// Fault processing disable (`lo[1]`): qualified faults of this device are not
+    /// recorded.
+    pub const fn fpd(&self) -> bool {
+        bit(self.lo, FPD)
+    }
+
+    /// The translation type (TT, `lo[3:2]`): 0 = SS tables, 1 = also ATS, 2 = pass-through
+    /// (see [`TranslationType::from_code`]).
     pub const fn translation_type(&self) -> u8 {
         ((self.lo & CTX_TT) >> 2) as u8
     }
@@ -133,141 +201,164 @@ impl ContextEntry {
 
     /// The address width (`hi[2:0]`), if it is a defined one.
     pub const fn aw(&self) -> Option<Agaw> {
-        Agaw::from_code((self.hi & 0x7) as u8)
+        Agaw::from_code((self.hi & CTX_AW) as u8)
     }
 
     /// The domain id (`hi[23:8]`).
     pub const fn did(&self) -> u16 {
         (self.hi >> CTX_DID_SHIFT) as u16
     }
+
+    /// The same entry with P = `on`.
+    pub const fn with_present(mut self, on: bool) -> Self {
+        self.lo = with_bit(self.lo, P, on);
+        self
+    }
+
+    /// The same entry with FPD = `on`.
+    pub const fn with_fpd(mut self, on: bool) -> Self {
+        self.lo = with_bit(self.lo, FPD, on);
+        self
+    }
+
+    /// The same entry with translation type `tt`.
+    pub const fn with_translation_type(mut self, tt: TranslationType) -> Self {
+        self.lo = with_field(self.lo, 3, 2, tt as u64);
+        self
+    }
+
+    /// The same entry pointing at the 4 KiB-aligned table `ssptptr` (low 12 bits
+    /// dropped).
+    pub const fn with_ssptptr(mut self, ssptptr: u64) -> Self {
+        self.lo = (self.lo & !PTR) | (ssptptr & PTR);
+        self
+    }
+
+    /// The same entry with address width `aw`.
+    pub const fn with_aw(mut self, aw: Agaw) -> Self {
+        self.hi = with_field(self.hi, 2, 0, aw.code() as u64);
+        self
+    }
+
+    /// The same entry with domain id `did`.
+    pub const fn with_did(mut self, did: u16) -> Self {
+        self.hi = with_field(self.hi, 23, 8, did as u64);
+        self
+    }
 }
 
-/// A scalable-mode PASID-table entry, 512 bits as eight little-endian words.
+/// A scalable-mode (RTADDR.TTM = 01) context entry, 256 bits: it points at the device's
+/// PASID directory and says which requests the device may make.
 ///
 /// ```
-/// use vtd_format::{Agaw, PasidEntry};
-/// let pe = PasidEntry::second_stage(0x1000_0000, Agaw::Bits48, 1).with_pwsnp(true);
-/// assert_eq!(pe.val[..2], [0x1000_0089, 0x80_0001]); // FORMATS.md §5.1
-/// let fs = PasidEntry::first_stage(0x2000_0000, false, Agaw::Bits48, 1);
-/// assert_eq!(fs.val[..3], [0x49, 1, 0x2000_0000]); // FORMATS.md §5.2
+/// use pgtable_core::PhysAddr;
+/// use vtd_format::ScalableContextEntry;
+/// let ce = ScalableContextEntry {
+///     present: true,
+///     paside: true,
+///     pdts: 2, // 2^9 directory entries: PASIDs below 2^15
+///     pasid_dir: PhysAddr(0x4000_0000),
+///     ..Default::default()
+/// };
+/// assert_eq!(ce.encode(), [0x4000_0409, 0, 0, 0]);
+/// assert_eq!(ScalableContextEntry::decode(ce.encode(), 48), Ok(ce));
+/// assert!(ce.covers_pasid(0x7fff) && !ce.covers_pasid(0x8000));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PasidEntry {
-    /// The eight words, `val[0]` holding bits 63:0.
-    pub val: [u64; 8],
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ScalableContextEntry {
+    /// P (`val[0][0]`).
+    pub present: bool,
+    /// FPD (`val[0][1]`): qualified faults are not recorded.
+    pub fpd: bool,
+    /// DTE (`val[0][2]`): device-TLB (ATS) translation requests allowed.
+    pub dte: bool,
+    /// PASIDE (`val[0][3]`): requests with PASID allowed.
+    pub paside: bool,
+    /// PRE (`val[0][4]`): page requests allowed.
+    pub pre: bool,
+    /// PDTS (`val[0][11:9]`, 0..=7): the PASID directory holds 2^(PDTS+7) entries.
+    pub pdts: u8,
+    /// PASIDDIRPTR (`val[0][63:12]`): the 4 KiB-aligned PASID directory; its low 12
+    /// bits are not encoded.
+    pub pasid_dir: PhysAddr,
+    /// RID_PASID (`val[1][19:0]`): the PASID of requests without one.
+    pub rid_pasid: u32,
+    /// RID_PRIV (`val[1][20]`): requests without PASID are privileged.
+    pub rid_priv: bool,
 }
 
-impl PasidEntry {
-    /// A present entry translating through the second-stage table at `ssptptr` only
-    /// (PGTT = 010), `aw` levels deep, tagged with domain id `did`. `ssptptr` must be
-    /// 4 KiB aligned (its low 12 bits are dropped).
-    pub const fn second_stage(ssptptr: u64, aw: Agaw, did: u16) -> Self {
-        let mut val = [0; 8];
-        val[0] = (ssptptr & PTR) | PGTT_SS << PGTT_SHIFT | Self::aw_field(aw) | P;
-        val[1] = did as u64;
-        PasidEntry { val }
+impl ScalableContextEntry {
+    /// The four words, `val[0]` first. Fields wider than their bit ranges are
+    /// truncated.
+    pub const fn encode(&self) -> [u64; 4] {
+        let val0 = flag(self.present, P)
+            | flag(self.fpd, FPD)
+            | flag(self.dte, SM_DTE)
+            | flag(self.paside, SM_PASIDE)
+            | flag(self.pre, SM_PRE)
+            | place(self.pdts as u64, SM_PDTS_H, SM_PDTS_L)
+            | (self.pasid_dir.0 & PTR);
+        let val1 =
+            place(self.rid_pasid as u64, SM_RID_PASID_H, 0) | flag(self.rid_priv, SM_RID_PRIV);
+        [val0, val1, 0, 0]
     }
 
-    /// A present entry translating through the first-stage table at `fsptptr` only
-    /// (PGTT = 001), with 5-level paging when `five_level` (FSPM = 1), tagged with
-    /// domain id `did`. Linux also fills AW for first-stage entries (with the IOMMU's
-    /// AGAW), so `aw` is written too. `fsptptr` must be 4 KiB aligned.
-    pub const fn first_stage(fsptptr: u64, five_level: bool, aw: Agaw, did: u16) -> Self {
-        let mut val = [0; 8];
-        val[0] = PGTT_FS << PGTT_SHIFT | Self::aw_field(aw) | P;
-        val[1] = did as u64;
-        val[2] = (fsptptr & PTR) | (five_level as u64) << FSPM_SHIFT;
-        PasidEntry { val }
-    }
-
-    const fn aw_field(aw: Agaw) -> u64 {
-        (aw.code() as u64) << PASID_AW_SHIFT
-    }
-
-    /// Sets or clears PWSNP (page-walk snoop). Linux sets it when ECAP.SMPWC = 1, i.e.
-    /// when table walks are cache-coherent, which is what this library assumes.
-    pub const fn with_pwsnp(mut self, on: bool) -> Self {
-        self.val[1] = if on {
-            self.val[1] | PWSNP
-        } else {
-            self.val[1] & !PWSNP
+    /// The entry `words` of an IOMMU with host address width `haw`. A not-present
+    /// entry's other bits are ignored.
+    ///
+    /// # Errors
+    /// [`DecodeError::Reserved`] (fault 0x42) when a present entry has a bit of
+    /// `val[0][8:5]`, of PASIDDIRPTR at or above `haw`, of `val[1][63:21]`, or of
+    /// `val[2]`/`val[3]` set.
+    pub const fn decode(words: [u64; 4], haw: u32) -> Result<Self, DecodeError> {
+        let val0 = words[0];
+        let ce = ScalableContextEntry {
+            present: bit(val0, P),
+            fpd: bit(val0, FPD),
+            dte: bit(val0, SM_DTE),
+            paside: bit(val0, SM_PASIDE),
+            pre: bit(val0, SM_PRE),
+            pdts: field(val0, SM_PDTS_H, SM_PDTS_L) as u8,
+            pasid_dir: PhysAddr(val0 & PTR),
+            rid_pasid: field(words[1], SM_RID_PASID_H, 0) as u32,
+            rid_priv: bit(words[1], SM_RID_PRIV),
         };
-        self
+        if !ce.present {
+            return Ok(ce);
+        }
+        let reserved = [
+            SM_RSVD0 | pointer_above_haw(haw),
+            SM_RSVD1,
+            u64::MAX,
+            u64::MAX,
+        ];
+        match Structure::ScalableContextEntry.check(&words, &reserved) {
+            Ok(()) => Ok(ce),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Sets or clears PGSNP (force snoop for all DMA through this PASID); Linux uses it
-    /// for force-coherent first-stage domains, which have no per-page SNP bit.
-    pub const fn with_pgsnp(mut self, on: bool) -> Self {
-        self.val[1] = if on {
-            self.val[1] | PGSNP
-        } else {
-            self.val[1] & !PGSNP
-        };
-        self
+    /// Entries of the PASID directory: 2^(PDTS+7).
+    pub const fn pasid_dir_entries(&self) -> u32 {
+        1 << ((self.pdts & 7) + 7)
     }
 
-    /// The present bit.
-    pub const fn present(&self) -> bool {
-        self.val[0] & P != 0
+    /// Whether `pasid` falls inside the PASID directory (else fault 0x46).
+    pub const fn covers_pasid(&self, pasid: u32) -> bool {
+        (crate::pasid::pasid_dir_index(pasid) as u64) < self.pasid_dir_entries() as u64
+            && pasid >> crate::pasid::PASID_BITS == 0
     }
 
-    /// The PASID-granular translation type: 1 first stage, 2 second stage, 3 nested,
-    /// 4 pass-through.
-    pub const fn pgtt(&self) -> u8 {
-        ((self.val[0] & PGTT) >> PGTT_SHIFT) as u8
-    }
-
-    /// The address width (`val[0][4:2]`), if it is a defined one.
-    pub const fn aw(&self) -> Option<Agaw> {
-        Agaw::from_code(((self.val[0] >> PASID_AW_SHIFT) & 0x7) as u8)
-    }
-
-    /// The second-stage table pointer (`val[0][63:12]`).
-    pub const fn ssptptr(&self) -> u64 {
-        self.val[0] & PTR
-    }
-
-    /// The first-stage table pointer (`val[2][63:12]`).
-    pub const fn fsptptr(&self) -> u64 {
-        self.val[2] & PTR
-    }
-
-    /// Whether first-stage paging is 5-level (FSPM = 1).
-    pub const fn five_level(&self) -> bool {
-        (self.val[2] & FSPM) >> FSPM_SHIFT == 1
-    }
-
-    /// The domain id (`val[1][15:0]`).
-    pub const fn did(&self) -> u16 {
-        self.val[1] as u16
-    }
-
-    /// PWSNP.
-    pub const fn pwsnp(&self) -> bool {
-        self.val[1] & PWSNP != 0
-    }
-
-    /// PGSNP.
-    pub const fn pgsnp(&self) -> bool {
-        self.val[1] & PGSNP != 0
+    /// Where the PASID-directory entry of `pasid` lies.
+    pub const fn pasid_dir_entry(&self, pasid: u32) -> PhysAddr {
+        PhysAddr((self.pasid_dir.0 & PTR) + crate::pasid::pasid_dir_entry_offset(pasid))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn agaw_codes() {
-        for a in [Agaw::Bits39, Agaw::Bits48, Agaw::Bits57] {
-            assert_eq!(Agaw::from_code(a.code()), Some(a));
-        }
-        assert_eq!(Agaw::Bits39.bits(), 39);
-        assert_eq!(Agaw::Bits57.bits(), 57);
-        assert_eq!(Agaw::Bits57.levels(), 5);
-        assert_eq!(Agaw::from_code(0), None);
-        assert_eq!(Agaw::from_code(4), None);
-    }
+    use crate::fault_reason::FaultReason;
 
     #[test]
     fn context_entry_fields() {
@@ -277,25 +368,34 @@ mod tests {
         assert!(ce.present());
         assert_eq!(ce.translation_type(), 0);
         assert_eq!(ce.did(), 0xabcd);
+        let moved = ce
+            .with_ssptptr(0x1234_5000)
+            .with_aw(Agaw::Bits39)
+            .with_did(7)
+            .with_present(false);
+        assert_eq!(moved.words(), [0x1234_5000, 0x701]);
     }
 
     #[test]
-    fn pasid_entry_fields() {
-        let pe = PasidEntry::second_stage(0x1000_0000, Agaw::Bits48, 7)
-            .with_pwsnp(true)
-            .with_pgsnp(true);
-        assert_eq!(pe.val[1], 7 | PWSNP | PGSNP);
-        assert_eq!(
-            (pe.pgtt(), pe.did(), pe.pwsnp(), pe.pgsnp()),
-            (2, 7, true, true)
-        );
-        let pe = pe.with_pwsnp(false).with_pgsnp(false);
-        assert_eq!(pe.val[1], 7);
-        let fs = PasidEntry::first_stage(0x2000_0000, true, Agaw::Bits57, 1);
-        assert_eq!(fs.val[0], 0x4d);
-        assert_eq!(fs.val[2], 0x2000_0004);
-        assert!(fs.five_level());
-        assert_eq!((fs.pgtt(), fs.fsptptr(), fs.ssptptr()), (1, 0x2000_0000, 0));
-        assert_eq!(fs.val[3..], [0; 5]);
+    fn legacy_tt_11_is_invalid_not_reserved() {
+        let ce = ContextEntry::second_stage(0x1000, Agaw::Bits48, 1);
+        let words = [ce.lo | 0xc, ce.hi];
+        let err = ContextEntry::decode(words, 48).unwrap_err();
+        assert_eq!(err.fault_reason(), Some(FaultReason::ContextEntryInvalid));
+        // The AVAIL bits are ignored, not reserved.
+        assert!(ContextEntry::decode([ce.lo, ce.hi | 0x78], 48).is_ok());
+    }
+
+    #[test]
+    fn pasid_directory_bounds() {
+        let ce = ScalableContextEntry {
+            pdts: 7,
+            ..Default::default()
+        };
+        assert_eq!(ce.pasid_dir_entries(), 1 << 14);
+        assert!(ce.covers_pasid(0xf_ffff) && !ce.covers_pasid(0x10_0000));
+        assert_eq!(ScalableContextEntry::default().pasid_dir_entries(), 128);
+        assert!(ScalableContextEntry::default().covers_pasid(0x1fff));
+        assert!(!ScalableContextEntry::default().covers_pasid(0x2000));
     }
 }

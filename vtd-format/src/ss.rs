@@ -5,11 +5,13 @@
 //! AND across levels in hardware); a leaf is `pa | R? | W? | SNP? | PS?`. There is no
 //! present bit: an entry with R = W = 0 is not present and its other bits are free.
 
-use crate::bits::{MAX_HAW, above_haw, mask};
-use crate::context::{Agaw, ContextEntry, PasidEntry};
-use crate::decoder::{self, Decoder, PS};
-use crate::levels::{self, PML4E, PageSizes, SZ_1G, SZ_2M, SZ_4K, leaf_shift};
-use pgtable_core::{ConfigError, Entry, Error, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
+use crate::bits::{above_haw, mask};
+use crate::context::ContextEntry;
+use crate::decoder::PS;
+use crate::format::{Vtd, VtdStage, sealed};
+use crate::levels::{self, PML4E, SZ_1G, SZ_2M, leaf_shift};
+use crate::pasid::PasidEntry;
+use pgtable_core::{BitOp, ConfigError, DirtyBits, Error, PhysAddr, Prot};
 
 /// Read permission (bit 0).
 const R: u64 = 1 << 0;
@@ -19,6 +21,16 @@ const W: u64 = 1 << 1;
 const SNP: u64 = 1 << 11;
 /// The former transient-mapping bit, reserved since spec 3.2 (FORMATS.md §6 #1).
 const TM: u64 = 1 << 62;
+/// Dirty (bit 9), set by the hardware on a write when PASID-entry SSADE is on (§1.7);
+/// A (accessed, bit 8) may be set with it.
+const D: u64 = 1 << 9;
+
+/// The second stage (the [`VtdStage`] of [`VtdSs`]), with its one option: whether
+/// leaves may carry SNP ([`VtdSs::with_snoop_control`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Second {
+    snoop: bool,
+}
 
 /// VT-d second-stage page tables: 3, 4 or 5 levels (AW codes 1, 2, 3) of 512 entries.
 ///
@@ -34,7 +46,7 @@ const TM: u64 = 1 << 62;
 ///   [`VtdSs::with_snoop_control`] turns it off (legacy mode without ECAP.SC).
 ///
 /// [`Prot::NOEXEC`], [`Prot::MMIO`] and [`Prot::PRIV`] have no second-stage encoding:
-/// they are accepted and ignored ([`Format::effective_prot`] drops them).
+/// they are accepted and ignored (`Format::effective_prot` drops them).
 ///
 /// ```
 /// use pgtable_core::{ArenaMemory, Format, Iova, PageTable, PhysAddr, Prot};
@@ -49,69 +61,120 @@ const TM: u64 = 1 << 62;
 /// assert_eq!(pt.info().hw.regs[..2], [0x1000_0000, 2]); // SSPTPTR, AW
 /// # Ok::<(), pgtable_core::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VtdSs {
-    ias: u32,
-    levels: u32,
-    oas: u32,
-    haw: u32,
-    sizes: PageSizes,
-    snoop: bool,
-    decoder: Decoder,
+pub type VtdSs = Vtd<Second>;
+
+impl Default for Second {
+    /// Snoop control on.
+    fn default() -> Self {
+        Second { snoop: true }
+    }
+}
+
+impl sealed::Sealed for Second {}
+
+impl VtdStage for Second {
+    const NAME: &'static str = "VT-d second stage";
+    const REGISTER_NAMES: &'static [&'static str] = &["SSPTPTR", "AW"];
+    const PRESENT: u64 = R | W;
+    const TABLE_BITS: u64 = R | W;
+    const DIRTY: DirtyBits = DirtyBits {
+        tracked: W,
+        dirty: BitOp::Set(D),
+    };
+
+    /// Clean = D clear on a writable leaf; without tracking the leaf is left as the
+    /// hardware left it (Linux writes no D in the second stage either).
+    #[inline(always)]
+    fn track_dirty(raw: u64, on: bool) -> u64 {
+        if on && raw & W != 0 { raw & !D } else { raw }
+    }
+
+    fn levels_for(ias: u32) -> Result<u32, Error> {
+        // Below 31 bits the AGAW would be 30 (AW 0, 2 levels), which no current
+        // hardware reports and generic_pt never picks.
+        levels::levels_for(ias)
+            .filter(|_| ias >= 31)
+            .ok_or_else(|| {
+                ConfigError::InputSize {
+                    bits: ias,
+                    min: 31,
+                    max: 57,
+                }
+                .into()
+            })
+    }
+
+    fn va_bits(_levels: u32, ias: u32) -> u32 {
+        ias
+    }
+
+    fn reserved(table: &VtdSs, level: u32, leaf: bool) -> u64 {
+        table.reserved_mask(level, leaf)
+    }
+
+    #[inline(always)]
+    fn encode_leaf(self, pa: u64, level: u32, prot: Prot) -> u64 {
+        let mut e = pa;
+        if prot.contains(Prot::READ) {
+            e |= R;
+        }
+        if prot.contains(Prot::WRITE) {
+            e |= W;
+        }
+        if self.snoop && prot.contains(Prot::CACHE) {
+            e |= SNP;
+        }
+        if level > 0 {
+            e |= PS;
+        }
+        e
+    }
+
+    /// READ/WRITE from bits 0/1 and CACHE from SNP.
+    #[inline(always)]
+    fn leaf_prot(raw: u64) -> Prot {
+        let mut prot = Prot::empty();
+        if raw & R != 0 {
+            prot |= Prot::READ;
+        }
+        if raw & W != 0 {
+            prot |= Prot::WRITE;
+        }
+        if raw & SNP != 0 {
+            prot |= Prot::CACHE;
+        }
+        prot
+    }
+
+    fn effective_prot(self, prot: Prot) -> Prot {
+        let cache = if self.snoop {
+            Prot::CACHE
+        } else {
+            Prot::empty()
+        };
+        prot & (Prot::RW | cache)
+    }
+
+    /// `regs = [SSPTPTR, AW code, 0, 0]`.
+    fn registers(table: &VtdSs, root: u64) -> [u64; 4] {
+        [root, table.agaw().code() as u64, 0, 0]
+    }
+
+    fn driver_structures(table: &VtdSs, root: PhysAddr, did: u16) -> Vec<(&'static str, Vec<u64>)> {
+        vec![
+            (
+                "context entry (legacy mode)",
+                table.context_entry(root, did).words().to_vec(),
+            ),
+            (
+                "PASID entry (scalable mode)",
+                table.pasid_entry(root, did).with_pwsnp(true).val.to_vec(),
+            ),
+        ]
+    }
 }
 
 impl VtdSs {
-    /// Recomputes the decode masks after the configuration changed.
-    fn refreshed(mut self) -> Self {
-        let d = Decoder::new(
-            R | W,
-            |level, leaf| self.reserved_mask(level, leaf),
-            self.oas,
-            self.haw,
-            |level| self.sizes.hw_leaf(level),
-        );
-        self.decoder = d;
-        self
-    }
-
-    /// A table for `ias`-bit IOVAs and `oas`-bit output addresses, with 2 MiB and 1 GiB
-    /// leaves and SNP allowed.
-    ///
-    /// # Errors
-    /// [`Error::BadConfig`] if `ias` is outside 31..=57 or `oas` outside 12..=52.
-    ///
-    /// ```
-    /// use pgtable_core::Format;
-    /// use vtd_format::VtdSs;
-    /// assert_eq!(VtdSs::new(39, 46)?.geometry().levels, 3);
-    /// assert_eq!(VtdSs::new(40, 46)?.geometry().levels, 4);
-    /// assert!(VtdSs::new(58, 46).is_err());
-    /// # Ok::<(), pgtable_core::Error>(())
-    /// ```
-    pub fn new(ias: u32, oas: u32) -> Result<Self, Error> {
-        // Below 31 bits the AGAW would be 30 (AW 0, 2 levels), which no current
-        // hardware reports and generic_pt never picks.
-        let Some(levels) = levels::levels_for(ias).filter(|_| ias >= 31) else {
-            return Err(ConfigError::InputSize {
-                bits: ias,
-                min: 31,
-                max: 57,
-            }
-            .into());
-        };
-        levels::check_oas(oas)?;
-        Ok(VtdSs {
-            ias,
-            levels,
-            oas,
-            haw: MAX_HAW,
-            sizes: PageSizes::new(SZ_4K | SZ_2M | SZ_1G),
-            snoop: true,
-            decoder: Decoder::UNSET,
-        }
-        .refreshed())
-    }
-
     /// Which superpages the hardware walks, as CAP.SSLPS reports them (bit 34: 2 MiB,
     /// bit 35: 1 GiB). A disabled size is neither mapped nor accepted by the decoder
     /// (PS=1 there is a reserved-bit fault).
@@ -123,67 +186,31 @@ impl VtdSs {
     /// assert_eq!(f.geometry().pgsize_bitmap, 0x1000 | 0x20_0000);
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
-    pub fn with_large_pages(mut self, two_m: bool, one_g: bool) -> Self {
+    pub fn with_large_pages(self, two_m: bool, one_g: bool) -> Self {
         let hw = if two_m { SZ_2M } else { 0 } | if one_g { SZ_1G } else { 0 };
-        self.sizes = self.sizes.with_hw(hw);
-        self.refreshed()
-    }
-
-    /// Restricts the page sizes `map` uses to `bitmap` (bit n: `1 << n` bytes); 0 means
-    /// every size the configuration allows.
-    ///
-    /// # Errors
-    /// [`Error::BadConfig`] if `bitmap` lacks 4 KiB or holds a size this configuration
-    /// cannot map.
-    ///
-    /// ```
-    /// use vtd_format::VtdSs;
-    /// assert!(VtdSs::new(48, 48)?.with_pgsize_bitmap(0x1000 | 0x4000_0000).is_ok());
-    /// assert!(VtdSs::new(48, 48)?.with_pgsize_bitmap(0x20_0000).is_err());
-    /// # Ok::<(), pgtable_core::Error>(())
-    /// ```
-    pub fn with_pgsize_bitmap(mut self, bitmap: u64) -> Result<Self, Error> {
-        self.sizes = self.sizes.with_requested(bitmap)?;
-        Ok(self)
+        self.with_hw_sizes(hw)
     }
 
     /// Whether leaves may carry SNP (bit 11): true in scalable mode or with ECAP.SC,
     /// the default. Without it SNP is a reserved bit, so [`Prot::CACHE`] is dropped
     /// when mapping and the decoder faults on a leaf with SNP set.
-    pub fn with_snoop_control(mut self, enabled: bool) -> Self {
-        self.snoop = enabled;
-        self.refreshed()
-    }
-
-    /// The host address width the decoder enforces on next-table pointers (`oas..=52`).
     ///
-    /// Defaults to 52, because table pages are wherever the memory backend puts them
-    /// ([`pgtable_core::HostMemory`] uses host virtual addresses, which may lie above
-    /// a small `oas`). Set it to the IOMMU's HAW to decode foreign tables exactly as
-    /// that hardware would: then table pointers with bits at or above `haw` fault too.
-    ///
-    /// # Errors
-    /// [`Error::BadConfig`] if `haw` is below `oas` or above 52.
-    pub fn with_haw(mut self, haw: u32) -> Result<Self, Error> {
-        levels::check_haw(haw, self.oas)?;
-        self.haw = haw;
-        Ok(self.refreshed())
-    }
-
-    /// The AGAW this configuration programs (its context/PASID-entry AW field).
-    pub const fn agaw(&self) -> Agaw {
-        match self.levels {
-            3 => Agaw::Bits39,
-            4 => Agaw::Bits48,
-            _ => Agaw::Bits57,
-        }
+    /// ```
+    /// use pgtable_core::{Format, Prot};
+    /// use vtd_format::VtdSs;
+    /// let f = VtdSs::new(48, 48)?.with_snoop_control(false);
+    /// assert_eq!(f.encode_leaf(0x1000, 0, Prot::RW | Prot::CACHE), 0x1003);
+    /// # Ok::<(), pgtable_core::Error>(())
+    /// ```
+    pub fn with_snoop_control(self, enabled: bool) -> Self {
+        self.with_stage(Second { snoop: enabled })
     }
 
     /// The legacy-mode context entry (TT=00, present) pointing at a table whose top
     /// table is at `ssptptr`, tagged with domain id `did` (FORMATS.md §1.2).
     ///
     /// ```
-    /// use pgtable_core::{PhysAddr};
+    /// use pgtable_core::PhysAddr;
     /// use vtd_format::VtdSs;
     /// let ce = VtdSs::new(48, 48)?.context_entry(PhysAddr(0x1000_0000), 1);
     /// assert_eq!((ce.lo, ce.hi), (0x1000_0001, 0x102));
@@ -198,7 +225,7 @@ impl VtdSs {
     /// [`PasidEntry::with_pwsnp`] when ECAP.SMPWC is set.
     ///
     /// ```
-    /// use pgtable_core::{PhysAddr};
+    /// use pgtable_core::PhysAddr;
     /// use vtd_format::VtdSs;
     /// let pe = VtdSs::new(48, 48)?.pasid_entry(PhysAddr(0x1000_0000), 1);
     /// assert_eq!(pe.val[..2], [0x1000_0089, 1]);
@@ -228,110 +255,11 @@ impl VtdSs {
             } else {
                 0
             };
-            let snp = if self.snoop { 0 } else { SNP };
-            above_haw(self.oas) | TM | low | snp
+            let snp = if self.stage().snoop { 0 } else { SNP };
+            above_haw(self.oas()) | TM | low | snp
         } else {
             let ps = if level >= PML4E { PS } else { 0 };
-            above_haw(self.haw) | TM | SNP | ps
-        }
-    }
-}
-
-// SAFETY: table pointers are `pa | permission bits` with PS clear, which `decode` (the
-// shared decoder: PS clear above level 0 is a table, address bits 51:12 below the HAW)
-// and `own_entry` (bits 51:12) both give back as `pa` for every 4 KiB-aligned `pa` below
-// the table HAW (other addresses fail the walker's install check). Leaves are PTEs or
-// carry PS, which `own_entry` never reads as a table, whatever A/D bits the hardware
-// sets; neither encoding is 0 (a leaf has R or W, or P; a table pointer R|W or P).
-unsafe impl Format for VtdSs {
-    fn geometry(&self) -> Geometry {
-        levels::geometry(self.levels, self.ias, self.oas, self.sizes.used())
-    }
-
-    fn name(&self) -> &'static str {
-        "VT-d second stage"
-    }
-
-    fn level_name(&self, level: u32) -> &'static str {
-        levels::level_name(level)
-    }
-
-    #[inline(always)]
-    fn encode_leaf(&self, pa: u64, level: u32, prot: Prot) -> u64 {
-        let mut e = pa;
-        if prot.contains(Prot::READ) {
-            e |= R;
-        }
-        if prot.contains(Prot::WRITE) {
-            e |= W;
-        }
-        if self.snoop && prot.contains(Prot::CACHE) {
-            e |= SNP;
-        }
-        if level > 0 {
-            e |= PS;
-        }
-        e
-    }
-
-    #[inline(always)]
-    fn own_entry(&self, raw: u64, level: u32) -> OwnEntry {
-        decoder::own_entry(raw, level)
-    }
-
-    #[inline(always)]
-    fn own_leaf(&self, raw: u64, level: u32) -> Option<(u64, u64)> {
-        decoder::own_leaf(raw, level)
-    }
-
-    #[inline(always)]
-    fn encode_table(&self, pa: u64, _level: u32) -> u64 {
-        // R|W on every table pointer: permissions AND across levels, so the leaf decides.
-        pa | R | W
-    }
-
-    /// Decodes an entry as the hardware walker does (FORMATS.md §1.4):
-    /// - R = W = 0: [`Entry::Empty`] (every other bit is ignored);
-    /// - a leaf at level 0, or with PS=1 at a PDE/PDPTE whose size the hardware walks:
-    ///   [`Entry::Leaf`] with READ/WRITE from bits 0/1 and CACHE from SNP;
-    /// - otherwise [`Entry::Table`], the address of the next table.
-    ///
-    /// It faults with [`Fault::Reserved`] (the raw entry and the offending bits) on a
-    /// set bit of [`VtdSs::reserved_mask`] — address bits at or above the HAW, bit 62,
-    /// SNP in a table pointer or without snoop control, a superpage's low address
-    /// bits, PS in a PML4E/PML5E — and on PS=1 where the superpage size is disabled.
-    /// The permission bits of table pointers are not reported.
-    #[inline(always)]
-    fn decode(&self, raw: u64, level: u32) -> Entry {
-        self.decoder.decode(raw, level, |raw| {
-            let mut prot = Prot::empty();
-            if raw & R != 0 {
-                prot |= Prot::READ;
-            }
-            if raw & W != 0 {
-                prot |= Prot::WRITE;
-            }
-            if raw & SNP != 0 {
-                prot |= Prot::CACHE;
-            }
-            prot
-        })
-    }
-
-    fn effective_prot(&self, prot: Prot) -> Prot {
-        let cache = if self.snoop {
-            Prot::CACHE
-        } else {
-            Prot::empty()
-        };
-        prot & (Prot::RW | cache)
-    }
-
-    /// `regs = [SSPTPTR, AW code, 0, 0]`.
-    fn hw_info(&self, root_phys: u64) -> HwInfo {
-        HwInfo {
-            root_phys: PhysAddr(root_phys),
-            regs: [root_phys, self.agaw().code() as u64, 0, 0],
+            above_haw(self.haw()) | TM | SNP | ps
         }
     }
 }
@@ -339,7 +267,7 @@ unsafe impl Format for VtdSs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgtable_core::Fault;
+    use pgtable_core::{Entry, Fault, Format};
 
     fn f48() -> VtdSs {
         VtdSs::new(48, 48).unwrap().with_haw(48).unwrap()
