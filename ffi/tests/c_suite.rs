@@ -200,6 +200,11 @@ fn c_scatter_gather_maps_and_sessions() {
 }
 
 #[test]
+fn c_dirty_tracking_on_every_format() {
+    c_test("pt_dirty.c");
+}
+
+#[test]
 fn c_threads_never_touch_a_freed_table_page() {
     c_test("pt_threads.c");
 }
