@@ -42,7 +42,9 @@ impl From<&Error> for Errno {
             Error::NotMapped(_) => libc::ENOENT,
             // `mem_ops->phys_to_virt` failed for a page of this table (broken memory
             // callbacks), or a corrupted entry: an I/O error, not "already mapped".
-            Error::TableUnreachable { .. } | Error::Fault { .. } => libc::EIO,
+            Error::TableUnreachable { .. } | Error::Fault { .. } | Error::WalkBudget { .. } => {
+                libc::EIO
+            }
             _ => libc::EINVAL,
         })
     }

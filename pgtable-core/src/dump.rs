@@ -16,6 +16,7 @@ use std::ops::ControlFlow;
 pub(crate) fn dump_tree<'g, F: Format, S: Source<'g>>(
     w: &Walker<'g, F, S>,
     root_phys: u64,
+    budget: u64,
     out: &mut dyn io::Write,
 ) -> io::Result<()> {
     let geo = w.geo;
@@ -48,9 +49,11 @@ pub(crate) fn dump_tree<'g, F: Format, S: Source<'g>>(
             Err(e) => ControlFlow::Break(e),
         }
     };
-    match w.leaves(0, (1u64 << geo.va_bits) - 1, &mut visit).0 {
-        ControlFlow::Break(e) => Err(e),
-        ControlFlow::Continue(()) => Ok(()),
+    let walk = w.leaves(0, (1u64 << geo.va_bits) - 1, budget, false, &mut visit);
+    match (walk.flow, walk.exhausted) {
+        (ControlFlow::Break(e), _) => Err(e),
+        (_, Some(entries)) => Err(io::Error::other(crate::Error::WalkBudget { entries })),
+        (ControlFlow::Continue(()), None) => Ok(()),
     }
 }
 
@@ -77,7 +80,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
     /// ```
     pub fn dump(&self, out: &mut dyn io::Write) -> io::Result<()> {
         let g = epoch::pin();
-        dump_tree(&self.walker(&g), self.root.phys, out)
+        dump_tree(&self.walker(&g), self.root.phys, u64::MAX, out)
     }
 
     /// [`PageTable::dump`] into a string.

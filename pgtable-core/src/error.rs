@@ -104,6 +104,13 @@ pub enum Error {
     /// The configuration asked of a format is not one it supports.
     #[error("unsupported configuration: {0}")]
     BadConfig(#[from] ConfigError),
+    /// A walk of foreign tables read its budget of entries (tables shared between
+    /// entries are walked under each of them); what it reported until then is right.
+    #[error("the walk stopped after reading its budget of {entries} entries")]
+    WalkBudget {
+        /// The budget.
+        entries: u64,
+    },
     /// A table entry could not be decoded (foreign tables only).
     #[error("IOVA {iova}: {fault}")]
     Fault {
@@ -204,6 +211,10 @@ pub enum ConfigError {
         /// The granule.
         granule: u64,
     },
+    /// Hardware updates (access and dirty flags) were asked of memory that cannot be
+    /// written.
+    #[error("access/dirty updates need writable memory")]
+    ReadOnlyMemory,
     /// The geometry itself is inconsistent (a bug in a format).
     #[error("inconsistent geometry: {0}")]
     Geometry(&'static str),

@@ -1,7 +1,8 @@
 //! [`ForeignTable`]: a read-only view of tables this library did not build.
 
+use crate::access::{Walk, WalkPolicy};
 use crate::addr::{Iova, PhysAddr};
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::format::{Fault, Format};
 use crate::geometry::Geometry;
 use crate::level::TableRef;
@@ -49,7 +50,27 @@ pub struct ForeignTable<F: Format, V: ViewMemory> {
     geo: Geometry,
     root_phys: u64,
     mem: Arc<V>,
+    policy: WalkPolicy,
+    budget: u64,
 }
+
+impl<F: Format, V: ViewMemory> Clone for ForeignTable<F, V> {
+    fn clone(&self) -> Self {
+        ForeignTable {
+            fmt: self.fmt.clone(),
+            geo: self.geo,
+            root_phys: self.root_phys,
+            mem: self.mem.clone(),
+            policy: self.policy,
+            budget: self.budget,
+        }
+    }
+}
+
+/// How many entries a [`ForeignTable::walk`] or [`ForeignTable::dump`] reads at most by
+/// default: tables a guest shares between entries are walked under each of them, so
+/// the work of a walk is bounded by this budget rather than by the memory's size.
+pub const DEFAULT_WALK_BUDGET: u64 = 1 << 26;
 
 impl<F: Format, V: ViewMemory> fmt::Debug for ForeignTable<F, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -74,6 +95,8 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
             geo,
             root_phys: root.0,
             mem,
+            policy: WalkPolicy::READ_ONLY,
+            budget: DEFAULT_WALK_BUDGET,
         };
         if view.root_ptr().is_none() {
             return Err(Error::Fault {
@@ -82,6 +105,40 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
             });
         }
         Ok(view)
+    }
+
+    /// The hardware updates [`ForeignTable::translate_access`] makes (by default none).
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] with [`ConfigError::ReadOnlyMemory`] for a policy that
+    /// updates entries over memory that cannot be written.
+    pub fn with_policy(mut self, policy: WalkPolicy) -> Result<Self> {
+        if policy.updates() && !self.mem.writable() {
+            return Err(Error::BadConfig(ConfigError::ReadOnlyMemory));
+        }
+        self.policy = policy;
+        Ok(self)
+    }
+
+    /// The hardware updates `translate_access` makes.
+    pub fn policy(&self) -> WalkPolicy {
+        self.policy
+    }
+
+    /// Bounds the entries a `walk` or `dump` reads (see [`DEFAULT_WALK_BUDGET`]).
+    pub fn with_walk_budget(mut self, entries: u64) -> Self {
+        self.budget = entries;
+        self
+    }
+
+    /// The inputs of an access walk.
+    pub(crate) fn access_walk(&self) -> Walk<'_, F> {
+        Walk {
+            fmt: &self.fmt,
+            geo: &self.geo,
+            root: self.root_phys,
+            policy: self.policy,
+        }
     }
 
     fn root_ptr(&self) -> Option<std::ptr::NonNull<u8>> {
@@ -139,11 +196,9 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
         };
         let g = epoch::pin();
         let mut visit = |_: &[u64], t: &Translation| f(t);
-        Ok(self
-            .walker(&g)
-            .leaves(start, last, &mut visit)
-            .0
-            .break_value())
+        self.walker(&g)
+            .leaves(start, last, self.budget, false, &mut visit)
+            .result()
     }
 
     /// See [`PageTable::dump`](crate::PageTable::dump).
@@ -152,7 +207,7 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
     /// Whatever `out` returns.
     pub fn dump(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let g = epoch::pin();
-        crate::dump::dump_tree(&self.walker(&g), self.root_phys, out)
+        crate::dump::dump_tree(&self.walker(&g), self.root_phys, self.budget, out)
     }
 
     /// The geometry and register values (0 pages: a view allocates none).
@@ -172,7 +227,13 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
         let g = epoch::pin();
         let mut leaves = |_: &[u64], _: &Translation| ControlFlow::<()>::Continue(());
         self.walker(&g)
-            .leaves(0, (1u64 << self.geo.va_bits) - 1, &mut leaves)
-            .1
+            .leaves(
+                0,
+                (1u64 << self.geo.va_bits) - 1,
+                u64::MAX,
+                true,
+                &mut leaves,
+            )
+            .repeat
     }
 }

@@ -136,7 +136,7 @@ impl BitOp {
 /// ```
 /// use pgtable_core::{BitOp, DirtyBits};
 /// // VT-d second stage: writable leaves have W (bit 1); the hardware sets D (bit 9).
-/// let d = DirtyBits { tracked: 1 << 1, dirty: BitOp::Set(1 << 9) };
+/// let d = DirtyBits { tracked: 1 << 1, dirty: BitOp::Set(1 << 9), clean_denies_write: false };
 /// assert!(d.is_dirty(0x1000 | 0x3 | 1 << 9));
 /// assert!(!d.is_dirty(0x1000 | 0x3));
 /// assert!(!d.is_dirty(0x1000 | 0x1 | 1 << 9)); // read-only: never dirty
@@ -149,6 +149,10 @@ pub struct DirtyBits {
     pub tracked: u64,
     /// What the hardware does to a clean tracked leaf when it writes through it.
     pub dirty: BitOp,
+    /// Whether a clean tracked leaf denies writes to a walker that does not update
+    /// dirty state (Arm: DBM only grants the write when hardware dirty updates are on;
+    /// VT-d: the write permission stands on its own and the dirty bit only records).
+    pub clean_denies_write: bool,
 }
 
 impl DirtyBits {
@@ -163,6 +167,19 @@ impl DirtyBits {
     pub const fn clean(&self) -> BitOp {
         self.dirty.inverse()
     }
+}
+
+/// A format's access flag: the bit a hardware walker sets in an entry it used (with
+/// hardware updates on), or faults on when clear (Arm, without them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessFlag {
+    /// The bit.
+    pub bit: u64,
+    /// Whether table entries carry it too (VT-d), or leaves only (Arm).
+    pub tables: bool,
+    /// Whether a leaf with the bit clear faults when the walker does not set it (Arm's
+    /// access-flag fault); otherwise the bit is only a record (VT-d).
+    pub required: bool,
 }
 
 /// Hardware register values a driver programs for a table.
@@ -287,6 +304,23 @@ pub unsafe trait Format: Clone + Send + Sync + fmt::Debug + 'static {
     fn track_dirty(&self, raw: u64, level: u32, on: bool) -> u64 {
         let _ = (level, on);
         raw
+    }
+
+    /// What a table entry of `level` takes away from every leaf below it, as the
+    /// hardware ANDs permissions across levels (VT-d R/W and U/S, Arm APTable and
+    /// XNTable): `READ`/`WRITE` in the result are removed from the leaf's grant,
+    /// `NOEXEC`/`PRIV` are added to it (see [`Prot::limited`]). Only foreign tables are
+    /// asked (this library writes tables that limit nothing); the default limits
+    /// nothing.
+    #[inline(always)]
+    fn table_limits(&self, raw: u64, level: u32) -> Prot {
+        let _ = (raw, level);
+        Prot::empty()
+    }
+
+    /// The format's access flag, if it has one (the default: none).
+    fn access_flag(&self) -> Option<AccessFlag> {
+        None
     }
 
     /// What the format actually grants for a requested `prot` (e.g. write-only becomes

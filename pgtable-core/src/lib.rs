@@ -86,6 +86,7 @@
 
 #![warn(missing_docs)]
 
+mod access;
 mod addr;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -109,13 +110,15 @@ mod table;
 pub mod testfmt;
 mod unmap;
 mod walk;
+mod writer;
 
+pub use access::{Access, FaultKind, Nested, NestedFault, WalkFault, WalkPolicy};
 pub use addr::{Iova, PhysAddr};
 pub use dirty::DirtyFlags;
 pub use error::{ConfigError, Error, Result};
 pub use flush::FlushWalk;
-pub use foreign::ForeignTable;
-pub use format::{BitOp, DirtyBits, Entry, Fault, Format, HwInfo, OwnEntry};
+pub use foreign::{DEFAULT_WALK_BUDGET, ForeignTable};
+pub use format::{AccessFlag, BitOp, DirtyBits, Entry, Fault, Format, HwInfo, OwnEntry};
 pub use gather::Gather;
 pub use geometry::{Geometry, MAX_LEVELS};
 pub use level::TableRef;
@@ -126,3 +129,4 @@ pub use reclaim::DEFAULT_PAGE_CACHE_BYTES;
 pub use session::Session;
 pub use table::{PageTable, PageTableBuilder, TableInfo};
 pub use walk::{SharedTable, Translation};
+pub use writer::{TableWriter, WriterPage};

@@ -217,7 +217,7 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
         self.check_pa(pa, len)?;
         // Refuse before writing anything if a leaf is in the way.
         let mut clash = |_: &[u64], t: &crate::Translation| ControlFlow::Break(t.iova.0.max(iova));
-        if let (ControlFlow::Break(at), _) = w.leaves(iova, end - 1, &mut clash) {
+        if let ControlFlow::Break(at) = w.leaves(iova, end - 1, u64::MAX, false, &mut clash).flow {
             return Err(Error::Exists {
                 iova: Iova(at),
                 mapped: 0,

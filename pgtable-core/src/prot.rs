@@ -41,4 +41,20 @@ impl Prot {
         let p = Prot::from_bits(bits)?;
         p.intersects(Prot::RW).then_some(p)
     }
+
+    /// This leaf grant under the `limits` of the tables above it
+    /// ([`Format::table_limits`](crate::Format::table_limits)): their `READ`/`WRITE`
+    /// are taken away, their `NOEXEC`/`PRIV` added.
+    ///
+    /// ```
+    /// use pgtable_core::Prot;
+    /// let leaf = Prot::RW | Prot::CACHE;
+    /// assert_eq!(leaf.limited(Prot::WRITE | Prot::PRIV), Prot::READ | Prot::CACHE | Prot::PRIV);
+    /// ```
+    #[inline(always)]
+    pub const fn limited(self, limits: Prot) -> Prot {
+        let taken = limits.intersection(Prot::RW);
+        let added = limits.intersection(Prot::NOEXEC.union(Prot::PRIV));
+        self.difference(taken).union(added)
+    }
 }

@@ -2,9 +2,14 @@
 //!
 //! x86-64-like: 512 eight-byte entries per 4 KiB table, 4 levels (48-bit input) by
 //! default, 4K / 2M / 1G leaves. Entry bits: 0 present, 1 read, 2 write, 3 cache,
-//! 4 noexec, 5 mmio, 6 priv, 7 leaf above level 0, 12..52 address, 52 contiguous hint.
+//! 4 noexec, 5 mmio, 6 priv, 7 leaf above level 0, 8 dirty, 9 accessed, 12..52 address,
+//! 52 contiguous hint. A table entry's bits 1..=6 are limits on everything below it, in
+//! the same layout (read and write taken away, noexec and priv added); this library
+//! writes tables with none.
 
-use crate::{BitOp, DirtyBits, Entry, Fault, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
+use crate::{
+    AccessFlag, BitOp, DirtyBits, Entry, Fault, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot,
+};
 
 const P: u64 = 1;
 const PS: u64 = 1 << 7;
@@ -14,6 +19,8 @@ const CONT: u64 = 1 << 52;
 const W: u64 = 1 << 2;
 /// Dirty (VT-d second-stage style: the hardware sets it on a write).
 const D: u64 = 1 << 8;
+/// Accessed (set by a walker with hardware updates on, at every level; never required).
+const A: u64 = 1 << 9;
 
 /// The test format's configuration.
 ///
@@ -173,6 +180,20 @@ unsafe impl Format for TestFormat {
         Some(DirtyBits {
             tracked: W,
             dirty: BitOp::Set(D),
+            clean_denies_write: false,
+        })
+    }
+
+    #[inline(always)]
+    fn table_limits(&self, raw: u64, _level: u32) -> Prot {
+        Prot::from_bits_truncate(((raw >> PROT_SHIFT) & 0x3f) as u32)
+    }
+
+    fn access_flag(&self) -> Option<AccessFlag> {
+        Some(AccessFlag {
+            bit: A,
+            tables: true,
+            required: false,
         })
     }
 

@@ -283,6 +283,8 @@ impl<'g, F: Format, S: Source<'g>> Walker<'g, F, S> {
             });
         }
         let mut at = self.root;
+        // What the tables above take away (foreign tables; this library's limit nothing).
+        let mut limits = Prot::empty();
         loop {
             let idx = at.index(iova);
             let raw = at.entry(idx).load(Ordering::Acquire);
@@ -293,7 +295,7 @@ impl<'g, F: Format, S: Source<'g>> Walker<'g, F, S> {
                             iova: Iova(iova),
                             pa: PhysAddr(pa + (iova & (size - 1))),
                             size,
-                            prot,
+                            prot: prot.limited(limits),
                             level: at.level,
                         }),
                         Entry::Fault(fault) => Err(Error::Fault {
@@ -307,6 +309,9 @@ impl<'g, F: Format, S: Source<'g>> Walker<'g, F, S> {
                     };
                 }
                 Class::Table(pa) => {
+                    if !S::OWN {
+                        limits = limits.union(self.fmt.table_limits(raw, at.level));
+                    }
                     at = self
                         .child(&at, idx, pa)
                         .ok_or_else(|| Self::unreachable(iova, pa))?;
@@ -388,43 +393,83 @@ impl<'g, F: Format, S: Source<'g>> Walker<'g, F, S> {
     }
 
     /// Visits every leaf intersecting `[start, last]` in ascending order with the raw
-    /// entries from the top down to it. Foreign tables may share or loop back to table
-    /// pages: each is entered once (bounding the work by the memory's size), and the
-    /// first one met again is reported.
+    /// entries from the top down to it, reading at most `budget` entries. Foreign tables
+    /// may share table pages between entries (each is walked under every entry that
+    /// points to it) or loop back to an ancestor (which the levels bound); with
+    /// `find_shared`, the first table page reached twice is reported, and entered once.
     pub(crate) fn leaves<B>(
         &self,
         start: u64,
         last: u64,
+        budget: u64,
+        find_shared: bool,
         f: &mut dyn FnMut(&[u64], &Translation) -> ControlFlow<B>,
-    ) -> (ControlFlow<B>, Option<SharedTable>) {
+    ) -> LeafWalk<B> {
         let mut v = Leaves {
             path: [0; 8],
-            seen: (!S::OWN).then(HashSet::new),
+            seen: find_shared.then(HashSet::new),
             repeat: None,
             covered: 0,
+            budget,
             f,
         };
         if let Some(seen) = &mut v.seen {
             seen.insert(self.root.table.virt().as_ptr() as usize as u64);
         }
-        let flow = self.for_each(&self.root, start, last, &mut v);
-        (flow, v.repeat)
+        let (flow, exhausted) = match self.for_each(&self.root, start, last, &mut v) {
+            ControlFlow::Continue(()) => (ControlFlow::Continue(()), false),
+            ControlFlow::Break(LeafStop::User(b)) => (ControlFlow::Break(b), false),
+            ControlFlow::Break(LeafStop::Budget) => (ControlFlow::Continue(()), true),
+        };
+        LeafWalk {
+            flow,
+            repeat: v.repeat,
+            exhausted: exhausted.then_some(budget),
+        }
     }
+}
+
+/// How a leaf traversal ended.
+pub(crate) struct LeafWalk<B> {
+    /// The callback's `Break`, or `Continue` when it never stopped the walk.
+    pub(crate) flow: ControlFlow<B>,
+    /// The first table page reached twice, when asked for.
+    pub(crate) repeat: Option<SharedTable>,
+    /// The budget, when the walk stopped because it read that many entries.
+    pub(crate) exhausted: Option<u64>,
+}
+
+impl<B> LeafWalk<B> {
+    /// The result `walk` returns: the callback's `Break`, or the budget error.
+    pub(crate) fn result(self) -> Result<Option<B>> {
+        match self.exhausted {
+            Some(entries) => Err(Error::WalkBudget { entries }),
+            None => Ok(self.flow.break_value()),
+        }
+    }
+}
+
+/// Why a leaf traversal stopped.
+enum LeafStop<B> {
+    User(B),
+    Budget,
 }
 
 /// The leaf traversal behind `walk`, `dump` and `map`'s overlap check.
 struct Leaves<'f, B> {
     path: [u64; 8],
-    /// Table pages entered so far (foreign tables only), by CPU address.
+    /// Table pages entered so far, by CPU address, when looking for a shared one.
     seen: Option<HashSet<u64>>,
     repeat: Option<SharedTable>,
     /// The end of the last leaf reported: the other entries of a leaf run are skipped.
     covered: u64,
+    /// Entries left to read.
+    budget: u64,
     f: &'f mut dyn FnMut(&[u64], &Translation) -> ControlFlow<B>,
 }
 
 impl<'g, F: Format, S: Source<'g>, B> Visit<'g, F, S> for Leaves<'_, B> {
-    type Break = B;
+    type Break = LeafStop<B>;
 
     #[inline]
     fn entry(
@@ -434,7 +479,11 @@ impl<'g, F: Format, S: Source<'g>, B> Visit<'g, F, S> for Leaves<'_, B> {
         idx: usize,
         raw: u64,
         class: Class,
-    ) -> ControlFlow<B, Step<'g>> {
+    ) -> ControlFlow<LeafStop<B>, Step<'g>> {
+        if self.budget == 0 {
+            return ControlFlow::Break(LeafStop::Budget);
+        }
+        self.budget -= 1;
         let depth = (w.geo.top() - at.level) as usize;
         self.path[depth] = raw;
         match class {
@@ -449,14 +498,25 @@ impl<'g, F: Format, S: Source<'g>, B> Visit<'g, F, S> for Leaves<'_, B> {
                 let rest = k - (idx - Level::group_start(idx, k));
                 if page >= self.covered {
                     self.covered = page.wrapping_add(leaf.size);
+                    let mut prot = leaf.prot;
+                    if !S::OWN {
+                        // The limits of the tables on the way down (this library's
+                        // tables limit nothing).
+                        for (d, &table) in self.path[..depth].iter().enumerate() {
+                            let level = w.geo.top() - d as u32;
+                            prot = prot.limited(w.fmt.table_limits(table, level));
+                        }
+                    }
                     let t = Translation {
                         iova: Iova(page),
                         pa: PhysAddr(leaf.pa),
                         size: leaf.size,
-                        prot: leaf.prot,
+                        prot,
                         level: at.level,
                     };
-                    (self.f)(&self.path[..=depth], &t)?;
+                    if let ControlFlow::Break(b) = (self.f)(&self.path[..=depth], &t) {
+                        return ControlFlow::Break(LeafStop::User(b));
+                    }
                 }
                 ControlFlow::Continue(Step::Next(rest))
             }
@@ -588,10 +648,8 @@ impl<F: Format, M: TableMemory> crate::PageTable<F, M> {
         };
         let g = crate::sync::epoch::pin();
         let mut visit = |_: &[u64], t: &Translation| f(t);
-        Ok(self
-            .walker(&g)
-            .leaves(start, last, &mut visit)
-            .0
-            .break_value())
+        self.walker(&g)
+            .leaves(start, last, u64::MAX, false, &mut visit)
+            .result()
     }
 }

@@ -523,32 +523,41 @@ unsafe impl pgtable_core::ViewMemory for Image {
 }
 
 #[test]
-fn foreign_tables_that_loop_are_walked_once_per_table() {
-    // Every entry of the root points back to the root: a naive walk would visit 512^3
-    // tables; each table page is walked once instead.
+fn foreign_tables_that_loop_are_walked_within_a_budget() {
+    // Every entry of the root points back to the root: the levels bound each path, but
+    // the tree it stands for has 512^4 leaves. A walk reads at most its budget of
+    // entries, reports every leaf it met on the way, in order, and says it stopped.
     let base = 0x10_0000u64;
     let words = (0..512)
         .map(|_| std::sync::atomic::AtomicU64::new(base | 1))
         .collect();
     let img = Arc::new(Image { words, base });
-    let view = pgtable_core::ForeignTable::new(TestFormat::new(), img, PhysAddr(base)).unwrap();
-    let mut leaves = 0;
-    view.walk(.., |_| {
-        leaves += 1;
+    let view = pgtable_core::ForeignTable::new(TestFormat::new(), img, PhysAddr(base))
+        .unwrap()
+        .with_walk_budget(1 << 16);
+    let mut next = 0u64;
+    let r = view.walk(.., |t| {
+        assert_eq!((t.iova, t.pa, t.size), (Iova(next), PhysAddr(base), 0x1000));
+        next += 0x1000;
         ControlFlow::<()>::Continue(())
-    })
-    .unwrap();
-    // Every entry points to a page already walked (the root itself), so no leaf is
-    // reached, the dump is just its header, and the loop is reported.
-    assert_eq!(leaves, 0);
+    });
+    assert_eq!(r, Err(Error::WalkBudget { entries: 1 << 16 }));
+    // Two table entries on the way down, then 127 level-1 entries with their 512
+    // leaves each, one more level-1 entry, and the 382 leaves the budget leaves.
+    assert_eq!(next / 0x1000, 127 * 512 + 382);
+    // The page shared between entries (here the root itself) is reported on request.
     let shared = view.shared_table().unwrap();
     assert_eq!(
         (shared.phys, shared.level, shared.iova),
         (PhysAddr(base), 3, Iova(0))
     );
     let mut out = Vec::new();
-    view.dump(&mut out).unwrap();
-    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
+    let e = view
+        .clone()
+        .with_walk_budget(100)
+        .dump(&mut out)
+        .unwrap_err();
+    assert!(e.to_string().contains("budget of 100 entries"), "{e}");
     // A translation is bounded by the level count: three table steps, then the root's
     // entry read as a level-0 leaf.
     let t = view.translate(Iova(0x1234_5000)).unwrap();

@@ -26,6 +26,9 @@ pub struct ArmConfig {
     pub oas: u32,
     /// Set the contiguous hint on whole aligned groups that one map covers (§3.2).
     pub contiguous_hint: bool,
+    /// Stage 1: HAD (the CD's hierarchical attribute disable) for this table, so
+    /// walks ignore APTable / UXNTable / PXNTable (§3.6). Stage 2 has none.
+    pub hierarchical_disabled: bool,
 }
 
 impl Default for ArmConfig {
@@ -43,7 +46,15 @@ impl ArmConfig {
             ias,
             oas,
             contiguous_hint: false,
+            hierarchical_disabled: false,
         }
+    }
+
+    /// The same configuration with the CD's HAD bit (hierarchical attributes
+    /// ignored) set or clear.
+    pub const fn with_hierarchical_disabled(mut self, had: bool) -> Self {
+        self.hierarchical_disabled = had;
+        self
     }
 
     /// The same configuration with the contiguous hint on or off.

@@ -36,6 +36,12 @@ pub const XN0: u64 = 1 << 53;
 pub const XN1: u64 = 1 << 54;
 /// What io-pgtable writes for NOEXEC at either stage: bits 54:53 = 0b11.
 pub const XN_BOTH: u64 = XN0 | XN1;
+/// Table descriptor bit 60 (stage 1): UXNTable, execute-never for the subtree.
+pub const UXN_TABLE: u64 = 1 << 60;
+/// Table descriptor bit 61 (stage 1): APTable\[0\], no unprivileged access below.
+pub const AP_TABLE_NO_UNPRIV: u64 = 1 << 61;
+/// Table descriptor bit 62 (stage 1): APTable\[1\], read-only below.
+pub const AP_TABLE_RDONLY: u64 = 1 << 62;
 /// Bits 49:48: OA\[49:48\] only under FEAT_LPA2, which is never enabled: RES0.
 pub const RES0_HIGH: u64 = 0b11 << 48;
 

@@ -9,8 +9,8 @@ use crate::geometry::{Granule, Shape};
 use crate::stage1::Stage1;
 use crate::stage2::Stage2;
 use pgtable_core::{
-    BitOp, ConfigError, DirtyBits, Entry, Error, Fault, Format, Geometry, HwInfo, OwnEntry,
-    PhysAddr, Prot,
+    AccessFlag, BitOp, ConfigError, DirtyBits, Entry, Error, Fault, Format, Geometry, HwInfo,
+    OwnEntry, PhysAddr, Prot,
 };
 use std::fmt::Debug;
 
@@ -49,6 +49,11 @@ pub trait Stage: sealed::Sealed + Copy + Default + Debug + Send + Sync + 'static
     /// A leaf re-encoded for dirty tracking on (writable → DBM and clean) or off (DBM →
     /// writable without DBM); read-only leaves never carry DBM.
     fn track_dirty(raw: u64, on: bool) -> u64;
+    /// What a table descriptor's hierarchical attributes take away from its subtree
+    /// (see [`Format::table_limits`]): stage 1 reads APTable and UXNTable, stage 2 has
+    /// none.
+    fn table_limits(raw: u64) -> Prot;
+
     /// The names of those words, as dumps print them (unused words unnamed).
     const REGISTER_NAMES: &'static [&'static str];
 
@@ -378,6 +383,29 @@ unsafe impl<S: Stage> Format for Arm<S> {
         Some(DirtyBits {
             tracked: descriptor::DBM,
             dirty: S::DIRTY,
+            // Without HD, DBM is ignored and AP[2] / S2AP[1] alone decide the write.
+            clean_denies_write: true,
+        })
+    }
+
+    /// Stage 1 APTable\[1\] (bit 62) takes writes away, APTable\[0\] (bit 61)
+    /// unprivileged access, UXNTable (bit 60) execution, unless HAD is set (§3.6).
+    #[inline(always)]
+    fn table_limits(&self, raw: u64, _level: u32) -> Prot {
+        if self.config.hierarchical_disabled {
+            Prot::empty()
+        } else {
+            S::table_limits(raw)
+        }
+    }
+
+    /// AF (bit 10), in leaves only: clear, it faults unless HA sets it or AFFD
+    /// disables the fault (§3.5).
+    fn access_flag(&self) -> Option<AccessFlag> {
+        Some(AccessFlag {
+            bit: descriptor::AF,
+            tables: false,
+            required: true,
         })
     }
 

@@ -1,7 +1,10 @@
 //! Stage-1 leaf attributes, as current io-pgtable-arm writes them (FORMATS.md §3.5,
 //! §3.11), and the MAIR they index.
 
-use crate::descriptor::{AF, DBM, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};
+use crate::descriptor::{
+    AF, AP_TABLE_NO_UNPRIV, AP_TABLE_RDONLY, DBM, SH_INNER, SH_MASK, SH_OUTER, UXN_TABLE, XN_BOTH,
+    XN1,
+};
 use crate::format::{Arm, Stage, sealed};
 use pgtable_core::{BitOp, PhysAddr, Prot};
 
@@ -134,6 +137,21 @@ impl Stage for Stage1 {
         } else {
             raw
         }
+    }
+
+    #[inline(always)]
+    fn table_limits(raw: u64) -> Prot {
+        let mut limits = Prot::empty();
+        if raw & AP_TABLE_RDONLY != 0 {
+            limits |= Prot::WRITE;
+        }
+        if raw & AP_TABLE_NO_UNPRIV != 0 {
+            limits |= Prot::PRIV;
+        }
+        if raw & UXN_TABLE != 0 {
+            limits |= Prot::NOEXEC;
+        }
+        limits
     }
 
     const REGISTER_NAMES: &'static [&'static str] = &["TTB0", "CD TCR fields", "MAIR"];

@@ -124,6 +124,12 @@ impl Stage for Stage2 {
         }
     }
 
+    /// Stage 2 has no hierarchical attributes.
+    #[inline(always)]
+    fn table_limits(_raw: u64) -> Prot {
+        Prot::empty()
+    }
+
     const REGISTER_NAMES: &'static [&'static str] = &["S2TTB", "STE VTCR"];
 
     fn driver_structure(table: &Arm<Self>, root: PhysAddr, vmid: u16) -> (&'static str, Vec<u64>) {

@@ -6,7 +6,9 @@ use crate::agaw::Agaw;
 use crate::bits::MAX_HAW;
 use crate::decoder::{self, Decoder};
 use crate::levels::{self, PageSizes, SZ_1G, SZ_2M, SZ_4K};
-use pgtable_core::{DirtyBits, Entry, Error, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot};
+use pgtable_core::{
+    AccessFlag, DirtyBits, Entry, Error, Format, Geometry, HwInfo, OwnEntry, PhysAddr, Prot,
+};
 use std::fmt::Debug;
 
 pub(crate) mod sealed {
@@ -59,6 +61,14 @@ pub trait VtdStage:
     /// How a writable leaf carries its dirty state (C-API.md "Dirty tracking"): the
     /// stage's write permission, and the D bit the hardware sets.
     const DIRTY: DirtyBits;
+
+    /// The accessed flag the hardware sets in every entry it walks with A/D updates on
+    /// (second stage: SSADE; first stage: always).
+    const ACCESSED: u64;
+
+    /// What a non-leaf entry takes away from its subtree (see
+    /// [`Format::table_limits`]).
+    fn table_limits(raw: u64) -> Prot;
 
     /// A leaf re-encoded for dirty tracking on (a writable leaf becomes clean, D = 0) or
     /// off (the stage's encoding without tracking).
@@ -321,6 +331,22 @@ unsafe impl<S: VtdStage> Format for Vtd<S> {
 
     fn dirty_bits(&self) -> Option<DirtyBits> {
         Some(S::DIRTY)
+    }
+
+    /// R/W (and, first stage, U/S) are ANDed across levels (§1.4, §2.2).
+    #[inline(always)]
+    fn table_limits(&self, raw: u64, _level: u32) -> Prot {
+        S::table_limits(raw)
+    }
+
+    /// A (second stage bit 8, first stage bit 5) on every level; a record only, never
+    /// a fault.
+    fn access_flag(&self) -> Option<AccessFlag> {
+        Some(AccessFlag {
+            bit: S::ACCESSED,
+            tables: true,
+            required: false,
+        })
     }
 
     #[inline(always)]

@@ -69,7 +69,21 @@ impl VtdStage for First {
     const DIRTY: DirtyBits = DirtyBits {
         tracked: RW,
         dirty: BitOp::Set(D),
+        clean_denies_write: false,
     };
+    const ACCESSED: u64 = A;
+
+    #[inline(always)]
+    fn table_limits(raw: u64) -> Prot {
+        let mut limits = Prot::empty();
+        if raw & RW == 0 {
+            limits |= Prot::WRITE;
+        }
+        if raw & US == 0 {
+            limits |= Prot::PRIV;
+        }
+        limits
+    }
 
     /// Clean = D clear on a writable leaf; without tracking writable leaves carry D
     /// preset, as Linux writes them, so the IOMMU never has to set it.

@@ -24,6 +24,8 @@ const TM: u64 = 1 << 62;
 /// Dirty (bit 9), set by the hardware on a write when PASID-entry SSADE is on (§1.7);
 /// A (accessed, bit 8) may be set with it.
 const D: u64 = 1 << 9;
+/// Accessed (bit 8, every level), set by the hardware with SSADE.
+const A: u64 = 1 << 8;
 
 /// The second stage (the [`VtdStage`] of [`VtdSs`]), with its one option: whether
 /// leaves may carry SNP ([`VtdSs::with_snoop_control`]).
@@ -80,7 +82,21 @@ impl VtdStage for Second {
     const DIRTY: DirtyBits = DirtyBits {
         tracked: W,
         dirty: BitOp::Set(D),
+        clean_denies_write: false,
     };
+    const ACCESSED: u64 = A;
+
+    #[inline(always)]
+    fn table_limits(raw: u64) -> Prot {
+        let mut limits = Prot::empty();
+        if raw & R == 0 {
+            limits |= Prot::READ;
+        }
+        if raw & W == 0 {
+            limits |= Prot::WRITE;
+        }
+        limits
+    }
 
     /// Clean = D clear on a writable leaf; without tracking the leaf is left as the
     /// hardware left it (Linux writes no D in the second stage either).
