@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn the_lock_exists_only_in_the_locked_design() {
         let fmt = VtdSs::new(48, 48).unwrap();
-        let d = Domain::new(fmt.clone(), Design::LockFree, None).unwrap();
+        let d = Domain::new(fmt, Design::LockFree, None).unwrap();
         assert!(d.writer().is_none() && d.reader().is_none());
         let d = Domain::new(fmt, Design::Locked, Some((0xFEE0_0000, 0xFEEF_FFFF))).unwrap();
         let r1 = d.reader();

@@ -68,10 +68,10 @@ pub fn svg(report: &Report) -> Result<String, String> {
                 .map_err(|e| e.to_string())?;
             chart
                 .configure_mesh()
-                .x_desc("latency per call")
-                .y_desc("fraction of calls")
+                .x_desc("latency per call, x (log scale)")
+                .y_desc("calls taking at least x")
                 .x_label_formatter(&|v| duration(v.round() as u64))
-                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .y_label_formatter(&|v| percent(*v))
                 .draw()
                 .map_err(|e| e.to_string())?;
             for r in report.runs.iter().filter(|r| r.format == *format) {
@@ -133,6 +133,14 @@ where
     Ok(())
 }
 
+/// A fraction on the log axis as a percentage: `100%`, `1%`, `0.01%`.
+fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    // Key points of a log axis are powers of ten, up to rounding.
+    let digits = (-p.log10().floor()).max(0.0) as usize;
+    format!("{p:.digits$}%")
+}
+
 /// The complementary CDF of `h`: `(x, fraction of calls taking at least x)` at each
 /// recorded value, thinned to one point per 2% of latency.
 pub fn ccdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
@@ -156,6 +164,15 @@ pub fn ccdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 mod tests {
     use super::*;
     use crate::latency::histogram;
+
+    #[test]
+    fn percent_labels() {
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.1), "10%");
+        assert_eq!(percent(0.001), "0.1%");
+        assert_eq!(percent(1e-6), "0.0001%");
+        assert_eq!(percent(0.05), "5%");
+    }
 
     #[test]
     fn ccdf_of_a_known_distribution() {
