@@ -9,13 +9,18 @@
 //!   page), and the debugfs dumper holds it for a whole pass.
 //!
 //! The lock is an [`RwLock`] beside the table rather than around it, so both designs
-//! run one workload through the same calls; the locked one just takes it first.
+//! run one workload through the same calls; the locked one just takes it first. It is
+//! parking_lot's task-fair lock: readers queue behind a waiting writer, as they do
+//! behind a kernel rwlock or spinlock. (std's `RwLock` lets a reader retake the lock
+//! between a writer's wake-up and its turn, so a dumper passing back to back starves
+//! the writers for hundreds of milliseconds: an artifact of that lock, not the design.)
 
 use crate::error::CliError;
 use iova_cache::IovaDomain;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pgtable_core::{Format, Geometry, HostMemory, PageTable};
 use serde::Serialize;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 /// How a domain's software paths synchronise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,17 +79,13 @@ impl<F: Format> Domain<F> {
     /// What a map or unmap takes first: the lock, exclusively (nothing when lock-free).
     #[inline(always)]
     pub fn writer(&self) -> Option<RwLockWriteGuard<'_, ()>> {
-        self.lock
-            .as_ref()
-            .map(|l| l.write().unwrap_or_else(PoisonError::into_inner))
+        self.lock.as_ref().map(RwLock::write)
     }
 
     /// What a reader takes first: the lock, shared (nothing when lock-free).
     #[inline(always)]
     pub fn reader(&self) -> Option<RwLockReadGuard<'_, ()>> {
-        self.lock
-            .as_ref()
-            .map(|l| l.read().unwrap_or_else(PoisonError::into_inner))
+        self.lock.as_ref().map(RwLock::read)
     }
 
     /// Table pages in the tree or waiting for reclamation (not those cached for reuse).

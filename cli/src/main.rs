@@ -21,6 +21,7 @@ mod image;
 mod latency;
 mod machine;
 mod plot;
+mod schedstat;
 mod simulate;
 mod summary;
 mod workload;

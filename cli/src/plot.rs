@@ -70,7 +70,7 @@ pub fn svg(report: &Report) -> Result<String, String> {
                 .configure_mesh()
                 .x_desc("latency per call, x (log scale)")
                 .y_desc("calls taking at least x")
-                .x_label_formatter(&|v| duration(v.round() as u64))
+                .x_label_formatter(&|v| tick(*v))
                 .y_label_formatter(&|v| percent(*v))
                 .draw()
                 .map_err(|e| e.to_string())?;
@@ -133,6 +133,25 @@ where
     Ok(())
 }
 
+/// A latency on the log axis: `100ns`, `1µs`, `10ms` at powers of ten, three digits
+/// elsewhere.
+fn tick(ns: f64) -> String {
+    let text = duration(ns.round() as u64);
+    // `1.00µs` -> `1µs`, `10.0ms` -> `10ms`; `2.50µs` stays.
+    match text.split_once('.') {
+        Some((whole, rest)) => {
+            let unit = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            let fraction = &rest[..rest.len() - unit.len()];
+            if fraction.chars().all(|c| c == '0') {
+                format!("{whole}{unit}")
+            } else {
+                text
+            }
+        }
+        None => text,
+    }
+}
+
 /// A fraction on the log axis as a percentage: `100%`, `1%`, `0.01%`.
 fn percent(fraction: f64) -> String {
     let p = fraction * 100.0;
@@ -164,6 +183,15 @@ pub fn ccdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 mod tests {
     use super::*;
     use crate::latency::histogram;
+
+    #[test]
+    fn time_ticks() {
+        assert_eq!(tick(100.0), "100ns");
+        assert_eq!(tick(1000.0), "1µs");
+        assert_eq!(tick(10_000.0), "10µs");
+        assert_eq!(tick(1e7), "10ms");
+        assert_eq!(tick(2500.0), "2.50µs");
+    }
 
     #[test]
     fn percent_labels() {

@@ -294,7 +294,7 @@ impl FormatJob for Simulation<'_> {
             peaks: &peaks,
         };
         let start = Instant::now();
-        let (times, passes, elapsed) = thread::scope(|s| {
+        let (times, waited, passes, elapsed) = thread::scope(|s| {
             let workers: Vec<_> = queues
                 .iter()
                 .enumerate()
@@ -309,10 +309,13 @@ impl FormatJob for Simulation<'_> {
             self.watch(start, &shared);
             let elapsed = start.elapsed();
             let mut times = CallTimes::default();
+            let mut waited = Some(0);
             for w in workers {
-                times.merge(&join(w));
+                let (t, cpu) = join(w);
+                times.merge(&t);
+                waited = waited.zip(cpu).map(|(sum, c)| sum + c.waited_ns);
             }
-            (times, dumper.map(join), elapsed)
+            (times, waited, dumper.map(join), elapsed)
         });
 
         let left = leaves_left(&dom);
@@ -359,6 +362,9 @@ impl FormatJob for Simulation<'_> {
             writes_per_s: 0.0,
             iova_hit_percent: 0.0,
             writes_vs_no_dumper_percent: None,
+            cpu_wait_percent: waited.map(|ns| {
+                100.0 * ns as f64 / (elapsed.as_nanos() as f64 * self.threads as f64).max(1.0)
+            }),
             peak_mapped_bytes: peak_mapped,
             peak_table_pages: peaks.table_pages.load(Ordering::Relaxed),
             min_table_pages: min_table_pages(&geo, peak_mapped),

@@ -9,6 +9,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write as _;
 
+/// The queues' wait for a CPU, in percent of their run time, from which the summary
+/// warns that the machine, not only the design, shaped the throughput.
+const CPU_WAIT_NOTE: f64 = 10.0;
+
 /// Everything a simulation produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -145,6 +149,10 @@ pub struct RunReport {
     /// Writes per second against the same format and design without the dumper, as a
     /// change in percent; only for runs with the dumper when that run exists.
     pub writes_vs_no_dumper_percent: Option<f64>,
+    /// The share of the queues' run time they spent runnable but waiting for a CPU, in
+    /// percent (Linux only): large on a busy machine, or with fewer CPUs than queues
+    /// plus the dumper.
+    pub cpu_wait_percent: Option<f64>,
     /// Most bytes mapped at once (sampled).
     pub peak_mapped_bytes: u64,
     /// Most table pages in the tree or awaiting reclamation (sampled).
@@ -373,6 +381,7 @@ fn compare_table(runs: &[RunReport]) -> String {
         "dumper",
         "writes/s",
         "vs no dumper",
+        "cpu wait",
         "map p99.9",
         "unmap p99.9",
         "translate p99.9",
@@ -389,6 +398,8 @@ fn compare_table(runs: &[RunReport]) -> String {
                 if r.dumper { "on" } else { "off" }.to_string(),
                 si(r.writes_per_s),
                 change(r.writes_vs_no_dumper_percent),
+                r.cpu_wait_percent
+                    .map_or_else(|| "-".into(), |p| format!("{p:.0}%")),
                 duration(r.latency.map.p99_9_ns),
                 duration(r.latency.unmap.p99_9_ns),
                 duration(r.latency.translate.p99_9_ns),
@@ -450,8 +461,8 @@ pub fn render(report: &Report) -> String {
     out.push_str(
         "\nmaps/s, unmaps/s: buffers of 4K to 2M (a table span) per second, all queues; \
          translations/s: pages the devices translated.\n\
-         peak tables: most table pages in the tree or awaiting reclamation; min tables: the \
-         fewest the peak mapped bytes need, perfectly packed.\n\
+         peak tables: most table pages in the tree or awaiting reclamation (a dump pass \
+         holds it back while it reads); min tables: the fewest the peak mapped bytes need.\n\
          map and unmap times include the epoch pin, unmap's the gather release; a dump \
          pass dumps the whole table and checks every leaf.\n",
     );
@@ -460,6 +471,19 @@ pub fn render(report: &Report) -> String {
             "locked: an RwLock per domain, exclusive in map and unmap, shared in each \
              translation and for a whole dump pass; vs no dumper: writes/s against the \
              same design without the dumper.\n",
+        );
+    }
+    let waited = report
+        .runs
+        .iter()
+        .filter_map(|r| r.cpu_wait_percent)
+        .fold(0.0, f64::max);
+    if waited >= CPU_WAIT_NOTE {
+        let _ = writeln!(
+            out,
+            "note: the device queues waited for a CPU up to {waited:.0}% of their run time \
+             (a busy machine, or fewer CPUs than queues and the dumper); throughput, and \
+             the dumper's cost to it, include that wait."
         );
     }
     if report.errors == 0 {
@@ -536,6 +560,7 @@ mod tests {
             writes_per_s: 0.0,
             iova_hit_percent: 0.0,
             writes_vs_no_dumper_percent: None,
+            cpu_wait_percent: Some(1.5),
             peak_mapped_bytes: 32 << 20,
             peak_table_pages: 40,
             min_table_pages: 19,
@@ -672,8 +697,10 @@ mod tests {
         assert_eq!(row("lock-free", "on")[3..5], ["1.96k", "-2.0%"]);
         assert_eq!(row("locked", "on")[3..5], ["100", "-90.0%"]);
         assert_eq!(row("locked", "off")[3..5], ["1.00k", "-"]);
-        assert_eq!(row("locked", "off")[8], "-");
-        assert_eq!(row("locked", "on")[8], "500ns");
+        assert_eq!(row("locked", "off")[5], "2%");
+        assert_eq!(row("locked", "off")[9], "-");
+        assert_eq!(row("locked", "on")[9], "500ns");
+        assert!(!text.contains("note: the device queues waited"), "{text}");
         assert!(!text.contains("Run with --compare"), "{text}");
     }
 
@@ -700,7 +727,12 @@ mod tests {
     fn errors_are_called_a_failure() {
         let mut r = run("arm-s1", Design::LockFree, true, 10);
         r.errors = 3;
+        r.cpu_wait_percent = Some(48.7);
         let text = render(&report(vec![r], false));
+        assert!(
+            text.contains("note: the device queues waited for a CPU up to 49% of their run time"),
+            "{text}"
+        );
         assert!(text.contains("errors: 3 (wrong translations"), "{text}");
         assert!(text.contains("FAILED"), "{text}");
     }

@@ -17,6 +17,7 @@
 
 use crate::domain::Domain;
 use crate::latency::{self, Call, CallTimes};
+use crate::schedstat::ThreadCpu;
 use hdrhistogram::Histogram;
 use pgtable_core::{Format, Gather, Prot, Translation};
 use pgtable_core::{Iova, PhysAddr};
@@ -281,8 +282,14 @@ impl Tally {
 /// each page as the device would and check it; once its buffers would exceed the span,
 /// unmap the oldest into a gather, "invalidate" the gathered range, release the gather
 /// and free the IOVA; until `stop`. Then it unmaps what it still has (untimed) and
-/// returns the times of its calls.
-pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounters) -> CallTimes {
+/// returns the times of its calls and, where the kernel tells, the CPU time it got and
+/// how long it waited for a CPU until `stop`.
+pub fn device_queue<F: Format>(
+    sh: &Shared<'_, F>,
+    seed: u64,
+    out: &QueueCounters,
+) -> (CallTimes, Option<ThreadCpu>) {
+    let cpu_at_start = ThreadCpu::now();
     let plan = &sh.plan;
     let dom = sh.dom;
     let granule = plan.granule();
@@ -349,13 +356,14 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
         ring.push_back(Buffer { pfn, len });
         tally.publish(out);
     }
+    let cpu = cpu_at_start.and_then(|start| Some(ThreadCpu::now()?.since(start)));
     // Teardown, outside the measured time and counts (the tally is no longer
     // published): the table must end empty.
     let mut untimed = CallTimes::default();
     while let Some(b) = ring.pop_front() {
         retire(sh, b, &mut gather, &mut tally, &mut untimed);
     }
-    times
+    (times, cpu)
 }
 
 /// Unmaps `b`, checks and "invalidates" what the gather collected, releases it, and

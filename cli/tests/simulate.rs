@@ -308,6 +308,7 @@ fn json_holds_every_figure_of_the_text_tables() {
             let (json, scale) = match *h {
                 "writes/s" => (&r["writes_per_s"], RATE),
                 "vs no dumper" => (&r["writes_vs_no_dumper_percent"], PERCENT),
+                "cpu wait" => (&r["cpu_wait_percent"], PERCENT),
                 "map p99.9" => (&r["latency"]["map"]["p99_9_ns"], TIME),
                 "unmap p99.9" => (&r["latency"]["unmap"]["p99_9_ns"], TIME),
                 "translate p99.9" => (&r["latency"]["translate"]["p99_9_ns"], TIME),
