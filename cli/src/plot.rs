@@ -79,7 +79,7 @@ pub fn svg(report: &Report) -> Result<String, String> {
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(SeriesLabelPosition::LowerLeft)
                 .border_style(BLACK)
                 .background_style(WHITE.mix(0.85))
                 .draw()
