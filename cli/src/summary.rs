@@ -663,6 +663,74 @@ mod tests {
     }
 
     #[test]
+    fn known_distributions_come_out_as_their_percentiles() {
+        // Fed straight to the summary: each kind of call with a distribution whose
+        // percentiles are known exactly (values below 2048 ns, or at the top of their
+        // HDR bucket, are stored exactly).
+        let stall = (1 << 20) - 1;
+        let mut times = CallTimes::default();
+        for v in 1..=1000 {
+            times.record(Call::Map, v);
+        }
+        for i in 0..5120 {
+            // One call in 512 stalls for a millisecond.
+            times.record(Call::Unmap, if i % 512 == 511 { stall } else { 100 });
+        }
+        for _ in 0..10_000 {
+            times.record(Call::Translate, 30);
+        }
+        for v in [10, 20, 30, 40] {
+            times.record(Call::IovaAlloc, v);
+        }
+        times.record(Call::IovaFree, 45_000);
+        let mut passes = histogram();
+        passes.record_n(700_415, 99).unwrap();
+        passes.record(2_000_000_000).unwrap();
+        let mut r = run("vtd-fs", Design::LockFree, true, 2000);
+        r.latency = Latencies::new(&times, Some(&passes));
+        let l = &r.latency;
+        assert_eq!(
+            (l.map.p50_ns, l.map.p99_ns, l.map.p99_9_ns),
+            (500, 990, 999)
+        );
+        assert_eq!((l.unmap.p50_ns, l.unmap.p99_ns), (100, 100));
+        assert_eq!((l.unmap.p99_9_ns, l.unmap.max_ns), (stall, stall));
+        assert_eq!(
+            (l.translate.calls, l.translate.min_ns, l.translate.max_ns),
+            (10_000, 30, 30)
+        );
+        assert_eq!((l.iova_alloc.p50_ns, l.iova_alloc.p99_ns), (20, 40));
+        let text = render(&report(vec![r], false));
+        let row = |call: &str| -> Vec<String> {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("vtd-fs  {call}  ")))
+                .unwrap_or_else(|| panic!("no {call} row in\n{text}"));
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .skip(2)
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(row("map"), ["1.00k", "500ns", "990ns", "999ns", "1.00µs"]);
+        assert_eq!(
+            row("unmap"),
+            ["5.12k", "100ns", "100ns", "1.05ms", "1.05ms"]
+        );
+        assert_eq!(row("translate"), ["10.0k", "30ns", "30ns", "30ns", "30ns"]);
+        assert_eq!(row("iova alloc"), ["4", "20ns", "40ns", "40ns", "40ns"]);
+        assert_eq!(
+            row("iova free"),
+            ["1", "45.0µs", "45.0µs", "45.0µs", "45.0µs"]
+        );
+        assert_eq!(
+            row("dump pass"),
+            ["100", "700µs", "700µs", "2.00s", "2.00s"]
+        );
+    }
+
+    #[test]
     fn comparison_shows_the_dumpers_cost_per_design() {
         let runs = vec![
             run("vtd-ss", Design::LockFree, false, 2000),
