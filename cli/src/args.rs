@@ -61,13 +61,33 @@ pub struct SimulateArgs {
     /// Table configuration.
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Total run time, split evenly between the formats: seconds (0.5, 2s) or
-    /// milliseconds (300ms)
+    /// Total run time, split evenly between the runs (one per format; four per format
+    /// with --compare): seconds (0.5, 2s) or milliseconds (300ms)
     #[arg(long, value_name = "TIME", default_value = "5", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Device queues (worker threads) [default: the CPU count]
+    /// Device queues (writer threads) per domain [default: one per CPU but one, which
+    /// is left to the dumper]
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
+    /// IOVA space each queue keeps mapped: it maps buffers until this much is in
+    /// flight, then unmaps the oldest. A power of two, at least one last-level table's
+    /// span; large spans grow the table (e.g. 64G) [default: 8 table spans, 16M with
+    /// the 4K granule]
+    #[arg(long, value_name = "SIZE", value_parser = parse_u64)]
+    pub span: Option<u64>,
+    /// Also run the design this library replaces, one lock per domain (an RwLock taken
+    /// by every map and unmap, and by the dumper for a whole pass), and both designs
+    /// without the dumper: four runs per format in the same --duration
+    #[arg(long)]
+    pub compare: bool,
+    /// Draw the writers' latency distributions (map and unmap calls) of every run, one
+    /// panel per format, as an SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Print the whole result as JSON on stdout (configuration, machine, every figure
+    /// and percentile); the text summary then goes to stderr
+    #[arg(long)]
+    pub json: bool,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,

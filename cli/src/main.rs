@@ -1,7 +1,9 @@
 //! `iommu-pt`: the command line of the iommu-pt page-table library.
 //!
 //! - `iommu-pt` / `iommu-pt simulate`: the main job, a DMA workload on every format with
-//!   a debugfs-style reader dumping the tables concurrently, ending in a summary table;
+//!   a debugfs-style reader dumping the tables concurrently, ending in throughput and
+//!   per-call latency percentiles; `--compare` runs the per-domain-lock design beside
+//!   it, `--plot` draws the distributions, `--json` prints every figure for scripts;
 //! - `iommu-pt dump`: a table built from `--map`s, its dump and hardware registers, and
 //!   optionally a memory image of it;
 //! - `iommu-pt decode`: translations and faults of tables in a raw memory image.
@@ -11,10 +13,15 @@
 
 mod args;
 mod decode;
+mod domain;
 mod dump;
 mod error;
 mod formats;
 mod image;
+mod latency;
+mod machine;
+mod plot;
+mod schedstat;
 mod simulate;
 mod summary;
 mod workload;

@@ -1,31 +1,51 @@
 //! `iommu-pt simulate`, the main job: one IOMMU domain per format, N device queues
-//! mapping, translating and unmapping DMA buffers, and a debugfs reader dumping the
+//! mapping, translating and unmapping DMA buffers, and a debugfs dumper reading the
 //! table all along; formats run one after another, each for its share of the time.
+//!
+//! With `--compare`, each format runs four times: this library's lock-free design and
+//! the per-domain-lock design it replaces, each with and without the dumper.
 
 use crate::args::{ConfigArgs, SimulateArgs};
+use crate::domain::{Design, Domain, min_table_pages};
 use crate::error::CliError;
 use crate::formats::{CliFormat, FormatJob, FormatKind, FormatSpec, size_name};
-use crate::summary::{self, FormatReport};
+use crate::latency::{self, Call, CallTimes};
+use crate::machine::{self, Machine};
+use crate::plot;
+use crate::summary::{self, Clock, Latencies, Report, RunConfig, RunReport};
 use crate::workload::{
-    DmaPlan, ErrorLog, MIN_OAS, QueueCounters, ReaderCounters, Shared, debugfs_reader,
+    DmaPlan, ErrorLog, MIN_OAS, Peaks, QueueCounters, ReaderCounters, Shared, debugfs_reader,
     device_queue, leaves_left,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use iova_cache::IovaDomain;
-use pgtable_core::{HostMemory, PageTable};
-use std::io::IsTerminal;
-use std::sync::Arc;
+use pgtable_core::{Format, Geometry};
+use std::fs::File;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How often the progress bar is refreshed.
+/// How often the progress bar is refreshed and the table's size sampled.
 const TICK: Duration = Duration::from_millis(100);
+
+/// The default span: this many last-level tables' worth of IOVA space per queue.
+const DEFAULT_TABLE_SPANS: u64 = 8;
+
+/// The runs of each format: (design, dumper running).
+const MAIN_JOB: &[(Design, bool)] = &[(Design::LockFree, true)];
+const COMPARE: &[(Design, bool)] = &[
+    (Design::LockFree, false),
+    (Design::LockFree, true),
+    (Design::Locked, false),
+    (Design::Locked, true),
+];
 
 /// Runs the workload on the chosen formats and prints the summary.
 ///
 /// # Errors
-/// Bad configuration, or any error seen during the run ([`CliError::Failed`]).
+/// Bad arguments or configuration, a plot file that cannot be written, or any error
+/// seen during the run ([`CliError::Failed`]).
 pub fn simulate(args: &SimulateArgs) -> Result<(), CliError> {
     let kinds = match args.format {
         Some(k) => vec![k],
@@ -35,6 +55,8 @@ pub fn simulate(args: &SimulateArgs) -> Result<(), CliError> {
         .iter()
         .map(|&k| FormatSpec::new(k, &config_for(k, args), None))
         .collect::<Result<Vec<_>, _>>()?;
+    let threads = args.threads.unwrap_or_else(default_threads);
+    let mut spans = Vec::new();
     for spec in &specs {
         if spec.oas < MIN_OAS {
             return Err(CliError::Usage(format!(
@@ -42,46 +64,85 @@ pub fn simulate(args: &SimulateArgs) -> Result<(), CliError> {
                 spec.oas
             )));
         }
-        spec.run(Validate)??;
+        let geo = spec.run(GeometryOf)?;
+        spans.push(span_for(spec.kind, &geo, args.span, threads)?);
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
-    let per_format = args.duration / specs.len() as u32;
+    let plot_file = args.plot.as_deref().map(create_plot).transpose()?;
+
+    let phases = if args.compare { COMPARE } else { MAIN_JOB };
+    let runs = specs.len() * phases.len();
+    let per_run = args.duration / runs as u32;
+    let clock = Clock {
+        source: "std::time::Instant",
+        overhead_ns: latency::clock_overhead(),
+    };
     let progress = Progress::new(args.duration, args.quiet);
     let mut reports = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        let job = Simulation {
-            threads,
-            duration: per_format,
-            progress: &progress,
-            label: format!("[{}/{}] {}", i + 1, specs.len(), spec.kind),
-            offset: per_format * i as u32,
-        };
-        reports.push(spec.run(job)??);
+    for (spec, &span) in specs.iter().zip(&spans) {
+        for &(design, dumper) in phases {
+            let i = reports.len();
+            let job = Simulation {
+                threads,
+                span,
+                design,
+                dumper,
+                duration: per_run,
+                progress: &progress,
+                label: format!(
+                    "[{}/{runs}] {} {}, dumper {}",
+                    i + 1,
+                    spec.kind,
+                    design.name(),
+                    if dumper { "on" } else { "off" }
+                ),
+                offset: per_run * i as u32,
+            };
+            reports.push(spec.run(job)??);
+        }
     }
     progress.bar.finish_and_clear();
 
-    println!(
-        "iommu-pt simulate: {threads} device queue{} + 1 debugfs reader per domain, {:.2} s per format\n",
-        if threads == 1 { "" } else { "s" },
-        per_format.as_secs_f64()
-    );
-    print!("{}", summary::render(&reports));
-    let errors: u64 = reports.iter().map(|r| r.errors).sum();
-    if errors == 0 {
+    let config = RunConfig {
+        formats: kinds.iter().map(|k| k.name()).collect(),
+        threads,
+        duration_s: args.duration.as_secs_f64(),
+        run_s: per_run.as_secs_f64(),
+        compare: args.compare,
+    };
+    let report = Report::new(config, Machine::detect(), clock, reports);
+    if let Some((path, mut file)) = plot_file {
+        let svg = plot::svg(&report).map_err(|e| io_error(&path, std::io::Error::other(e)))?;
+        file.write_all(svg.as_bytes())
+            .map_err(|e| io_error(&path, e))?;
+    }
+    let text = summary::render(&report);
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).expect("a report always serialises");
+        println!("{json}");
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if report.errors == 0 {
         return Ok(());
     }
-    for r in &reports {
+    for r in report.runs.iter().filter(|r| r.errors > 0) {
         eprintln!("{}", summary::details(r));
         for m in &r.messages {
             eprintln!("  {}: {m}", r.format);
         }
     }
     Err(CliError::Failed(format!(
-        "{errors} error{} during the simulation",
-        if errors == 1 { "" } else { "s" }
+        "{} error{} during the simulation",
+        report.errors,
+        if report.errors == 1 { "" } else { "s" }
     )))
+}
+
+/// One queue per CPU but one, which the dumper gets, so that on an idle machine the
+/// dumper costs the writers no CPU time and what it costs them is the design's.
+fn default_threads() -> usize {
+    machine::logical_cpus().saturating_sub(1).max(1)
 }
 
 /// The configuration for `kind`: with every format running, a non-4K `--granule`
@@ -94,13 +155,79 @@ fn config_for(kind: FormatKind, args: &SimulateArgs) -> ConfigArgs {
     cfg
 }
 
-/// Builds the format only, so a bad configuration fails before anything runs.
-struct Validate;
+/// The IOVA span each of `threads` queues of `kind` keeps mapped: `asked` if it is a
+/// power of two of at least one last-level table's span and all queues' spans fit in
+/// half the input space (so the allocator always finds aligned room), else 8 spans.
+///
+/// # Errors
+/// [`CliError::Usage`] naming the limit the span breaks.
+fn span_for(
+    kind: FormatKind,
+    geo: &Geometry,
+    asked: Option<u64>,
+    threads: usize,
+) -> Result<u64, CliError> {
+    let table_span = geo.entry_span(1);
+    let span = asked.unwrap_or(DEFAULT_TABLE_SPANS * table_span);
+    let what = match asked {
+        Some(s) => format!("--span {}", size_name(s)),
+        None => format!("the default --span {}", size_name(span)),
+    };
+    if !span.is_power_of_two() {
+        return Err(CliError::Usage(format!(
+            "{what}: the span must be a power of two (e.g. 16M, 1G)"
+        )));
+    }
+    if span < table_span {
+        return Err(CliError::Usage(format!(
+            "{what}: less than one last-level table's span on {kind} ({}); the largest \
+             buffers are that big",
+            size_name(table_span)
+        )));
+    }
+    let room = 1u128 << (geo.va_bits - 1);
+    if threads as u128 * span as u128 > room {
+        return Err(CliError::Usage(format!(
+            "{what}: {threads} queue{} of it do not fit in half of {kind}'s {}-bit IOVA \
+             space ({})",
+            if threads == 1 { "" } else { "s" },
+            geo.va_bits,
+            size_name(room as u64)
+        )));
+    }
+    Ok(span)
+}
 
-impl FormatJob for Validate {
-    type Output = Result<(), CliError>;
-    fn run<F: CliFormat>(self, _fmt: F, _spec: &FormatSpec) -> Self::Output {
-        Ok(())
+/// Checks the `--plot` name and creates the file, so a bad path fails before the run.
+fn create_plot(path: &Path) -> Result<(PathBuf, File), CliError> {
+    let svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if !svg {
+        return Err(CliError::Usage(format!(
+            "--plot {}: the picture is SVG; name the file *.svg",
+            path.display()
+        )));
+    }
+    let file = File::create(path).map_err(|e| io_error(path, e))?;
+    Ok((path.to_path_buf(), file))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> CliError {
+    CliError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The geometry of a format, so a bad configuration fails before anything runs and the
+/// span can be checked against it.
+struct GeometryOf;
+
+impl FormatJob for GeometryOf {
+    type Output = Geometry;
+    fn run<F: CliFormat>(self, fmt: F, _spec: &FormatSpec) -> Self::Output {
+        fmt.geometry()
     }
 }
 
@@ -129,9 +256,12 @@ impl Progress {
     }
 }
 
-/// One format's run.
+/// One run: a format, a design, with or without the dumper.
 struct Simulation<'a> {
     threads: usize,
+    span: u64,
+    design: Design,
+    dumper: bool,
     duration: Duration,
     progress: &'a Progress,
     label: String,
@@ -140,84 +270,128 @@ struct Simulation<'a> {
 }
 
 impl FormatJob for Simulation<'_> {
-    type Output = Result<FormatReport, CliError>;
+    type Output = Result<RunReport, CliError>;
 
     fn run<F: CliFormat>(self, fmt: F, spec: &FormatSpec) -> Self::Output {
-        let pt = PageTable::new(fmt.clone(), Arc::new(HostMemory::new()))
-            .map_err(|e| CliError::Config(format!("{}: {e}", spec.kind)))?;
-        let geo = *pt.geometry();
-        let iova = IovaDomain::new(geo.granule(), 1, false)
-            .map_err(|e| CliError::Config(format!("{}: IOVA domain: {e}", spec.kind)))?;
-        if let Some((first, last)) = fmt.reserved_iova() {
-            iova.reserve(first >> geo.granule_shift, last >> geo.granule_shift)
-                .map_err(|e| CliError::Config(format!("{}: IOVA reservation: {e}", spec.kind)))?;
-        }
+        let plan = DmaPlan::new(&fmt, self.span);
+        let reserved = fmt.reserved_iova();
+        let dom = Domain::new(fmt, self.design, reserved).map_err(|e| match e {
+            CliError::Config(m) => CliError::Config(format!("{}: {m}", spec.kind)),
+            e => e,
+        })?;
+        let geo = *dom.pt.geometry();
         let stop = AtomicBool::new(false);
         let errors = ErrorLog::default();
-        let shared = Shared {
-            pt: &pt,
-            iova: &iova,
-            plan: DmaPlan::new(&fmt),
-            stop: &stop,
-            errors: &errors,
-        };
+        let peaks = Peaks::default();
         let queues: Vec<QueueCounters> = (0..self.threads).map(|_| Default::default()).collect();
         let reader = ReaderCounters::default();
+        let shared = Shared {
+            dom: &dom,
+            plan,
+            stop: &stop,
+            errors: &errors,
+            queues: &queues,
+            peaks: &peaks,
+        };
         let start = Instant::now();
-        thread::scope(|s| {
-            for (i, q) in queues.iter().enumerate() {
-                let shared = &shared;
-                s.spawn(move || device_queue(shared, 0x5eed_0000 + i as u64, q));
+        let (times, waited, passes, elapsed) = thread::scope(|s| {
+            let workers: Vec<_> = queues
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    let shared = &shared;
+                    s.spawn(move || device_queue(shared, 0x5eed_0000 + i as u64, q))
+                })
+                .collect();
+            let dumper = self
+                .dumper
+                .then(|| s.spawn(|| debugfs_reader(&shared, &reader)));
+            self.watch(start, &shared);
+            let elapsed = start.elapsed();
+            let mut times = CallTimes::default();
+            let mut waited = Some(0);
+            for w in workers {
+                let (t, cpu) = join(w);
+                times.merge(&t);
+                waited = waited.zip(cpu).map(|(sum, c)| sum + c.waited_ns);
             }
-            s.spawn(|| debugfs_reader(&shared, &reader));
-            self.watch(start, &queues, &stop);
+            (times, waited, dumper.map(join), elapsed)
         });
-        let elapsed = start.elapsed();
 
-        let sum = |f: fn(&QueueCounters) -> u64| queues.iter().map(f).sum::<u64>();
-        let maps = sum(|q| q.maps.load(Ordering::Relaxed));
-        let unmaps = sum(|q| q.unmaps.load(Ordering::Relaxed));
-        let left = leaves_left(&pt);
+        let left = leaves_left(&dom);
         if left != 0 {
             errors.report(|| format!("{left} leaves still mapped after every queue stopped"));
         }
-        let stats = iova.stats();
-        iova.flush_caches();
-        let live = iova.stats().live_ranges;
+        let stats = dom.iova.stats();
+        dom.iova.flush_caches();
+        let live = dom.iova.stats().live_ranges;
         if live != 0 {
             errors
                 .report(|| format!("{live} IOVA ranges still allocated after every queue stopped"));
         }
-        Ok(FormatReport {
+        let sum = |f: fn(&QueueCounters) -> &std::sync::atomic::AtomicU64| {
+            queues
+                .iter()
+                .map(|q| f(q).load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
+        let mut writer_times = times.get(Call::Map).clone();
+        writer_times
+            .add(times.get(Call::Unmap))
+            .expect("histograms of one shape always add");
+        let peak_mapped = peaks.mapped.load(Ordering::Relaxed);
+        let mut report = RunReport {
             format: spec.kind.name(),
             config: format!("{}/{}/{}", geo.ias(), geo.oas, size_name(geo.granule())),
+            granule: geo.granule(),
+            design: self.design,
+            dumper: self.dumper,
             threads: self.threads,
-            elapsed,
-            maps,
-            unmaps,
-            translations: sum(|q| q.translations.load(Ordering::Relaxed)),
-            invalidated: sum(|q| q.invalidated.load(Ordering::Relaxed)),
-            tables_freed: sum(|q| q.tables_freed.load(Ordering::Relaxed)),
+            span_bytes: self.span,
+            elapsed_s: elapsed.as_secs_f64(),
+            maps: sum(|q| &q.maps),
+            unmaps: sum(|q| &q.unmaps),
+            translations: sum(|q| &q.translations),
+            invalidated_bytes: sum(|q| &q.invalidated),
+            tables_freed: sum(|q| &q.tables_freed),
             iova_hits: stats.cache_hits,
             iova_misses: stats.cache_misses,
-            peak_pages: reader
-                .peak_pages
-                .load(Ordering::Relaxed)
-                .max(pt.info().table_pages),
+            maps_per_s: 0.0,
+            unmaps_per_s: 0.0,
+            translations_per_s: 0.0,
+            writes_per_s: 0.0,
+            iova_hit_percent: 0.0,
+            writes_vs_no_dumper_percent: None,
+            cpu_wait_percent: waited.map(|ns| {
+                100.0 * ns as f64 / (elapsed.as_nanos() as f64 * self.threads as f64).max(1.0)
+            }),
+            peak_mapped_bytes: peak_mapped,
+            peak_table_pages: peaks.table_pages.load(Ordering::Relaxed),
+            min_table_pages: min_table_pages(&geo, peak_mapped),
             dump_passes: reader.passes.load(Ordering::Relaxed),
             leaves_checked: reader.leaves.load(Ordering::Relaxed),
+            latency: Latencies::new(&times, passes.as_ref()),
             errors: errors.count(),
             messages: errors.messages(),
-        })
+            writer_times,
+        };
+        report.derive();
+        Ok(report)
     }
 }
 
+/// A thread's result; its panic, if it panicked, carries on in this thread.
+fn join<T>(h: thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 impl Simulation<'_> {
-    /// Updates the progress bar until the time is up, then stops the threads.
-    fn watch(&self, start: Instant, queues: &[QueueCounters], stop: &AtomicBool) {
+    /// Samples the table's size and updates the progress bar until the time is up,
+    /// then stops the threads.
+    fn watch<F: Format>(&self, start: Instant, sh: &Shared<'_, F>) {
         let deadline = start + self.duration;
         let ops = || {
-            queues
+            sh.queues
                 .iter()
                 .map(|q| {
                     q.maps.load(Ordering::Relaxed)
@@ -233,6 +407,7 @@ impl Simulation<'_> {
                 break;
             }
             thread::sleep(TICK.min(deadline - now));
+            sh.peaks.sample(sh.dom, sh.queues);
             let (t, n) = (Instant::now(), ops());
             let rate = (n - last_ops) as f64 / (t - last_t).as_secs_f64().max(1e-9);
             (last_t, last_ops) = (t, n);
@@ -242,6 +417,35 @@ impl Simulation<'_> {
                 .bar
                 .set_message(format!("{}  {} ops/s", self.label, summary::si(rate)));
         }
-        stop.store(true, Ordering::Relaxed);
+        sh.peaks.sample(sh.dom, sh.queues);
+        sh.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vtd_format::VtdSs;
+
+    #[test]
+    fn spans_are_checked_against_the_geometry() {
+        let geo = VtdSs::new(48, 48).unwrap().geometry();
+        let kind = FormatKind::VtdSs;
+        assert_eq!(span_for(kind, &geo, None, 2).unwrap(), 16 << 20);
+        assert_eq!(span_for(kind, &geo, Some(1 << 30), 2).unwrap(), 1 << 30);
+        assert_eq!(span_for(kind, &geo, Some(2 << 20), 1).unwrap(), 2 << 20);
+        // Half of 256T is 128T: two queues of 64T fit, three do not.
+        assert_eq!(span_for(kind, &geo, Some(64 << 40), 2).unwrap(), 64 << 40);
+        let msg = |r: Result<u64, CliError>| r.unwrap_err().to_string();
+        assert_eq!(
+            msg(span_for(kind, &geo, Some(64 << 40), 3)),
+            "--span 64T: 3 queues of it do not fit in half of vtd-ss's 48-bit IOVA space (128T)"
+        );
+        assert!(msg(span_for(kind, &geo, Some(3 << 20), 1)).contains("power of two"));
+        assert!(msg(span_for(kind, &geo, Some(1 << 20), 1)).contains("(2M)"));
+        assert!(matches!(
+            span_for(kind, &geo, Some(1 << 20), 1),
+            Err(CliError::Usage(_))
+        ));
     }
 }

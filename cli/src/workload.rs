@@ -1,6 +1,12 @@
 //! The simulated device: what one DMA queue and the debugfs reader do in a loop, and
 //! the rule that says which translations are legitimate.
 //!
+//! A queue is a ring of DMA buffers: it allocates an IOVA range, maps a buffer there and
+//! has the device translate every page of it, and keeps it mapped until its buffers in
+//! flight would exceed its IOVA span; then it unmaps the oldest, invalidates the
+//! gathered range, releases the gather and frees the IOVA range. So each queue keeps
+//! about `span` bytes mapped, and `--span` sets how large the table grows.
+//!
 //! Every mapping follows one relation, [`DmaPlan::pa_of`]: the buffer byte at IOVA `i`
 //! lives at physical address `(i mod 2^(oas-1)) + 2^(oas-2) + 1 MiB`. So whoever reads
 //! the table (the device translating its own buffer, or the dumper seeing anyone's) can
@@ -9,13 +15,18 @@
 //! the 1 MiB offset keeps table-sized buffers off block alignment, so they are mapped
 //! page by page and fill a whole last-level table, which their unmap then frees.
 
-use iova_cache::IovaDomain;
-use pgtable_core::{Format, Gather, HostMemory, PageTable, Prot, Translation};
+use crate::domain::Domain;
+use crate::latency::{self, Call, CallTimes};
+use crate::schedstat::ThreadCpu;
+use hdrhistogram::Histogram;
+use pgtable_core::{Format, Gather, Prot, Translation};
 use pgtable_core::{Iova, PhysAddr};
+use std::collections::VecDeque;
 use std::io;
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 /// The physical misalignment of table-sized buffers (see the module docs).
 const PA_SKEW: u64 = 1 << 20;
@@ -58,6 +69,8 @@ pub struct DmaPlan {
     big_every: u64,
     /// Last IOVA pfn a queue may allocate.
     pub limit_pfn: u64,
+    /// Bytes of IOVA space each queue keeps mapped at most.
+    pub span: u64,
     /// One past the last usable IOVA.
     iova_end: u64,
     /// What each entry of [`PROT_MIX`] becomes in this format.
@@ -65,8 +78,9 @@ pub struct DmaPlan {
 }
 
 impl DmaPlan {
-    /// The plan for a table of format `fmt`, whose `oas` is at least [`MIN_OAS`].
-    pub fn new<F: Format>(fmt: &F) -> Self {
+    /// The plan for a table of format `fmt`, whose `oas` is at least [`MIN_OAS`], with
+    /// queues keeping `span` bytes mapped (at least one table span).
+    pub fn new<F: Format>(fmt: &F, span: u64) -> Self {
         let geo = fmt.geometry();
         debug_assert!((MIN_OAS..64).contains(&geo.oas));
         let iova_end = 1u64 << geo.va_bits;
@@ -79,6 +93,7 @@ impl DmaPlan {
             // About 8 extra page translations per cycle on average, whatever the granule.
             big_every: (geo.entries(0) as u64 / 8).max(1),
             limit_pfn: (iova_end >> geo.granule_shift) - 1,
+            span: span.max(table_span),
             iova_end,
             effective: PROT_MIX.map(|p| fmt.effective_prot(p)),
         }
@@ -134,8 +149,8 @@ impl SplitMix {
     }
 }
 
-/// Counters one queue publishes for the progress display; padded to keep queues off
-/// each other's cache lines.
+/// Counters one queue publishes for the progress display and the peak sampler; padded
+/// to keep queues off each other's cache lines.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct QueueCounters {
@@ -149,17 +164,40 @@ pub struct QueueCounters {
     pub invalidated: AtomicU64,
     /// Table pages the unmaps unlinked, released through the gathers.
     pub tables_freed: AtomicU64,
+    /// Bytes mapped now.
+    pub in_flight: AtomicU64,
 }
 
 /// What the debugfs reader counted.
 #[derive(Debug, Default)]
 pub struct ReaderCounters {
-    /// Whole-table dumps written.
+    /// Whole-table passes (a dump and a check of every leaf) completed.
     pub passes: AtomicU64,
     /// Leaves checked.
     pub leaves: AtomicU64,
-    /// Most table pages seen allocated.
-    pub peak_pages: AtomicU64,
+}
+
+/// The largest table seen, sampled by the dumper after every pass and by the progress
+/// display at every tick (both cheap: a few atomic loads).
+#[derive(Debug, Default)]
+pub struct Peaks {
+    /// Most bytes mapped at once, all queues together.
+    pub mapped: AtomicU64,
+    /// Most table pages in the tree or waiting for reclamation.
+    pub table_pages: AtomicU64,
+}
+
+impl Peaks {
+    /// Takes one sample of `dom` and the queues' mapped bytes.
+    pub fn sample<F: Format>(&self, dom: &Domain<F>, queues: &[QueueCounters]) {
+        let mapped = queues
+            .iter()
+            .map(|q| q.in_flight.load(Ordering::Relaxed))
+            .sum();
+        self.mapped.fetch_max(mapped, Ordering::Relaxed);
+        self.table_pages
+            .fetch_max(dom.table_pages(), Ordering::Relaxed);
+    }
 }
 
 /// Errors seen by any thread: a count and the first few messages.
@@ -194,34 +232,85 @@ impl ErrorLog {
     }
 }
 
-/// What a queue and the reader share.
+/// What the queues and the reader share.
 #[derive(Debug)]
 pub struct Shared<'a, F: Format> {
-    /// The domain's table.
-    pub pt: &'a PageTable<F, HostMemory>,
-    /// The domain's IOVA allocator.
-    pub iova: &'a IovaDomain,
+    /// The domain: table, allocator, design.
+    pub dom: &'a Domain<F>,
     /// The mapping rule.
     pub plan: DmaPlan,
     /// Set when time is up.
     pub stop: &'a AtomicBool,
     /// Where errors go.
     pub errors: &'a ErrorLog,
+    /// Every queue's counters.
+    pub queues: &'a [QueueCounters],
+    /// The largest table seen.
+    pub peaks: &'a Peaks,
 }
 
-/// One device queue: allocate an IOVA, map the buffer, translate each page as the
-/// device would and check it, unmap into a gather, "invalidate" the gathered range,
-/// release the gather, free the IOVA; until `stop`.
-pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounters) {
+/// A buffer a queue has mapped and not yet unmapped.
+#[derive(Debug, Clone, Copy)]
+struct Buffer {
+    pfn: u64,
+    len: u64,
+}
+
+/// What a queue counts locally and publishes after each buffer.
+#[derive(Debug, Default)]
+struct Tally {
+    maps: u64,
+    unmaps: u64,
+    translations: u64,
+    invalidated: u64,
+    freed: u64,
+    in_flight: u64,
+}
+
+impl Tally {
+    fn publish(&self, out: &QueueCounters) {
+        out.maps.store(self.maps, Ordering::Relaxed);
+        out.unmaps.store(self.unmaps, Ordering::Relaxed);
+        out.translations.store(self.translations, Ordering::Relaxed);
+        out.invalidated.store(self.invalidated, Ordering::Relaxed);
+        out.tables_freed.store(self.freed, Ordering::Relaxed);
+        out.in_flight.store(self.in_flight, Ordering::Relaxed);
+    }
+}
+
+/// One device queue, a ring of DMA buffers: allocate an IOVA, map a buffer, translate
+/// each page as the device would and check it; once its buffers would exceed the span,
+/// unmap the oldest into a gather, "invalidate" the gathered range, release the gather
+/// and free the IOVA; until `stop`. Then it unmaps what it still has (untimed) and
+/// returns the times of its calls and, where the kernel tells, the CPU time it got and
+/// how long it waited for a CPU until `stop`.
+pub fn device_queue<F: Format>(
+    sh: &Shared<'_, F>,
+    seed: u64,
+    out: &QueueCounters,
+) -> (CallTimes, Option<ThreadCpu>) {
+    let cpu_at_start = ThreadCpu::now();
     let plan = &sh.plan;
+    let dom = sh.dom;
     let granule = plan.granule();
     let mut rng = SplitMix(seed);
+    let mut times = CallTimes::default();
+    let mut ring = VecDeque::new();
     let mut gather = Gather::new();
-    let (mut maps, mut unmaps, mut translations, mut invalidated, mut freed) = (0, 0, 0, 0, 0);
+    let mut tally = Tally::default();
     while !sh.stop.load(Ordering::Relaxed) {
         let len = plan.pick_size(&mut rng);
+        while tally.in_flight + len > plan.span {
+            let Some(oldest) = ring.pop_front() else {
+                break;
+            };
+            retire(sh, oldest, &mut gather, &mut tally, &mut times);
+        }
         let pages = len >> plan.granule_shift;
-        let Some(pfn) = sh.iova.alloc_fast(pages, plan.limit_pfn, true) else {
+        let allocated = times.timed(Call::IovaAlloc, || {
+            dom.iova.alloc_fast(pages, plan.limit_pfn, true)
+        });
+        let Some(pfn) = allocated else {
             sh.errors
                 .report(|| format!("IOVA allocation of {len:#x} bytes failed"));
             continue;
@@ -229,9 +318,17 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
         let iova = pfn << plan.granule_shift;
         let pa = plan.pa_of(iova);
         let which = (rng.next() % PROT_MIX.len() as u64) as usize;
-        let s = sh.pt.session();
-        match s.map(Iova(iova), PhysAddr(pa), len, PROT_MIX[which]) {
-            Ok(n) if n == len => maps += 1,
+        // The pin is part of the map: it is where crossbeam may run deferred frees.
+        let (s, mapped) = times.timed(Call::Map, || {
+            let s = dom.pt.session();
+            let r = {
+                let _w = dom.writer();
+                s.map(Iova(iova), PhysAddr(pa), len, PROT_MIX[which])
+            };
+            (s, r)
+        });
+        match mapped {
+            Ok(n) if n == len => tally.maps += 1,
             r => sh
                 .errors
                 .report(|| format!("map {iova:#x}+{len:#x} -> {pa:#x}: {r:?}")),
@@ -239,7 +336,11 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
         for page in 0..pages {
             // A different offset in each page, as a device walking a buffer would.
             let at = iova + page * granule + ((page * 0x48 + which as u64 * 8) & (granule - 1));
-            match s.translate(Iova(at)) {
+            let t = times.timed(Call::Translate, || {
+                let _r = dom.reader();
+                s.translate(Iova(at))
+            });
+            match t {
                 Ok(t) if t.pa.0 == plan.pa_of(at) && t.prot == plan.effective[which] => {}
                 r => sh.errors.report(|| {
                     format!(
@@ -249,77 +350,147 @@ pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounter
                 }),
             }
         }
-        translations += pages;
-        match s.unmap(Iova(iova), len, &mut gather) {
-            Ok(n) if n == len => unmaps += 1,
-            r => sh
-                .errors
-                .report(|| format!("unmap {iova:#x}+{len:#x}: {r:?}")),
-        }
         drop(s);
-        // The IOTLB invalidation a driver would issue for the gathered range.
-        match gather.range() {
-            Some(r) if *r.start() == Iova(iova) && *r.end() == Iova(iova + len - 1) => {
-                invalidated += len;
-            }
-            r => sh
-                .errors
-                .report(|| format!("gather of {iova:#x}+{len:#x} asks to invalidate {r:x?}")),
-        }
-        // One unmap removed every leaf of a table's span: the table must go with them.
-        if len == plan.table_span && gather.freed_tables() == 0 {
-            sh.errors.report(|| {
-                format!("unmap of the whole table span {iova:#x}+{len:#x} freed no table")
-            });
-        }
-        freed += gather.freed_tables();
+        tally.translations += pages;
+        tally.in_flight += len;
+        ring.push_back(Buffer { pfn, len });
+        tally.publish(out);
+    }
+    let cpu = cpu_at_start.and_then(|start| Some(ThreadCpu::now()?.since(start)));
+    // Teardown, outside the measured time and counts (the tally is no longer
+    // published): the table must end empty.
+    let mut untimed = CallTimes::default();
+    while let Some(b) = ring.pop_front() {
+        retire(sh, b, &mut gather, &mut tally, &mut untimed);
+    }
+    (times, cpu)
+}
+
+/// Unmaps `b`, checks and "invalidates" what the gather collected, releases it, and
+/// frees the IOVA range.
+fn retire<F: Format>(
+    sh: &Shared<'_, F>,
+    b: Buffer,
+    gather: &mut Gather,
+    tally: &mut Tally,
+    times: &mut CallTimes,
+) {
+    let plan = &sh.plan;
+    let dom = sh.dom;
+    let iova = b.pfn << plan.granule_shift;
+    let len = b.len;
+    let (unmapped, range, freed) = times.timed(Call::Unmap, || {
+        let s = dom.pt.session();
+        let r = {
+            let _w = dom.writer();
+            s.unmap(Iova(iova), len, gather)
+        };
+        drop(s);
+        // The IOTLB invalidation a driver would issue for the gathered range goes here,
+        // then the unlinked tables go to reclamation.
+        let (range, freed) = (gather.range(), gather.freed_tables());
         gather.release();
-        if let Err(e) = sh.iova.free_fast(pfn, pages) {
-            sh.errors
-                .report(|| format!("IOVA free of pfn {pfn:#x}: {e}"));
+        (r, range, freed)
+    });
+    match unmapped {
+        Ok(n) if n == len => tally.unmaps += 1,
+        r => sh
+            .errors
+            .report(|| format!("unmap {iova:#x}+{len:#x}: {r:?}")),
+    }
+    match range {
+        Some(r) if *r.start() == Iova(iova) && *r.end() == Iova(iova + len - 1) => {
+            tally.invalidated += len;
         }
-        out.maps.store(maps, Ordering::Relaxed);
-        out.unmaps.store(unmaps, Ordering::Relaxed);
-        out.translations.store(translations, Ordering::Relaxed);
-        out.invalidated.store(invalidated, Ordering::Relaxed);
-        out.tables_freed.store(freed, Ordering::Relaxed);
+        r => sh
+            .errors
+            .report(|| format!("gather of {iova:#x}+{len:#x} asks to invalidate {r:x?}")),
+    }
+    // One unmap removed every leaf of a table's span: the table must go with them.
+    if len == plan.table_span && freed == 0 {
+        sh.errors
+            .report(|| format!("unmap of the whole table span {iova:#x}+{len:#x} freed no table"));
+    }
+    tally.freed += freed;
+    tally.in_flight -= len;
+    let pages = len >> plan.granule_shift;
+    if let Err(e) = times.timed(Call::IovaFree, || dom.iova.free_fast(b.pfn, pages)) {
+        sh.errors
+            .report(|| format!("IOVA free of pfn {:#x}: {e}", b.pfn));
+    }
+}
+
+/// A sink for the dump that fails as soon as `stop` is set, so that a pass over a huge
+/// table does not outlast the run.
+struct Until<'a>(&'a AtomicBool);
+
+impl io::Write for Until<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0.load(Ordering::Relaxed) {
+            return Err(io::Error::other("time is up"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 /// The debugfs reader: dumps the whole table and checks every leaf it walks is a
-/// legitimate translation, over and over until `stop`.
-pub fn debugfs_reader<F: Format>(sh: &Shared<'_, F>, out: &ReaderCounters) {
+/// legitimate translation, pass after pass until `stop`; in the locked design it holds
+/// the lock for each whole pass. Returns the times of its complete passes.
+pub fn debugfs_reader<F: Format>(sh: &Shared<'_, F>, out: &ReaderCounters) -> Histogram<u64> {
+    let mut passes = latency::histogram();
     while !sh.stop.load(Ordering::Relaxed) {
-        if let Err(e) = sh.pt.dump(&mut io::sink()) {
-            sh.errors.report(|| format!("dump: {e}"));
-        }
+        let start = Instant::now();
         let mut leaves = 0;
-        let walked = sh.pt.walk(.., |t| {
-            leaves += 1;
-            if !sh.plan.legitimate(t) {
-                sh.errors.report(|| {
-                    format!(
-                        "the dumper saw a leaf no queue mapped: {t:x?} (expected pa {:#x})",
-                        sh.plan.pa_of(t.iova.0)
-                    )
-                });
+        let complete = {
+            let _r = sh.dom.reader();
+            let dumped = sh.dom.pt.dump(&mut Until(sh.stop));
+            if let Err(e) = &dumped
+                && !sh.stop.load(Ordering::Relaxed)
+            {
+                sh.errors.report(|| format!("dump: {e}"));
             }
-            ControlFlow::<()>::Continue(())
-        });
-        if let Err(e) = walked {
-            sh.errors.report(|| format!("walk: {e}"));
+            let walked = sh.dom.pt.walk(.., |t| {
+                if sh.stop.load(Ordering::Relaxed) {
+                    return ControlFlow::Break(());
+                }
+                leaves += 1;
+                if !sh.plan.legitimate(t) {
+                    sh.errors.report(|| {
+                        format!(
+                            "the dumper saw a leaf no queue mapped: {t:x?} (expected pa {:#x})",
+                            sh.plan.pa_of(t.iova.0)
+                        )
+                    });
+                }
+                ControlFlow::Continue(())
+            });
+            match walked {
+                Ok(None) => dumped.is_ok(),
+                Ok(Some(())) => false,
+                Err(e) => {
+                    sh.errors.report(|| format!("walk: {e}"));
+                    false
+                }
+            }
+        };
+        if complete {
+            passes.saturating_record(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            out.passes.fetch_add(1, Ordering::Relaxed);
         }
         out.leaves.fetch_add(leaves, Ordering::Relaxed);
-        out.passes.fetch_add(1, Ordering::Relaxed);
-        out.peak_pages
-            .fetch_max(sh.pt.info().table_pages, Ordering::Relaxed);
+        sh.peaks.sample(sh.dom, sh.queues);
     }
+    passes
 }
 
 /// Leaves still mapped (after every queue stopped, there must be none).
-pub fn leaves_left<F: Format>(pt: &PageTable<F, HostMemory>) -> u64 {
+pub fn leaves_left<F: Format>(dom: &Domain<F>) -> u64 {
     let mut n = 0;
-    let _ = pt.walk(.., |_| {
+    let _ = dom.pt.walk(.., |_| {
         n += 1;
         ControlFlow::<()>::Continue(())
     });

@@ -161,3 +161,47 @@ fn decode_needs_something_to_do() {
 fn unknown_subcommand() {
     fails(&["frobnicate"], 2, "unrecognized subcommand");
 }
+
+#[test]
+fn bad_spans() {
+    fails(
+        &["--span", "3M"],
+        2,
+        "--span 3M: the span must be a power of two",
+    );
+    fails(
+        &["--format", "arm-s1", "--span", "1M"],
+        2,
+        "less than one last-level table's span on arm-s1 (2M)",
+    );
+    fails(
+        &["--format", "arm-s2", "--granule", "64K", "--span", "256M"],
+        2,
+        "(512M)",
+    );
+    fails(
+        &["--span", "64T", "--threads", "3"],
+        2,
+        "--span 64T: 3 queues of it do not fit in half of vtd-ss's 48-bit IOVA space (128T)",
+    );
+    fails(&["--span", "lots"], 2, "'lots' is not a number");
+}
+
+#[test]
+fn bad_plot_files() {
+    fails(
+        &["--plot", "latency.png"],
+        2,
+        "--plot latency.png: the picture is SVG; name the file *.svg",
+    );
+    fails(
+        &[
+            "--plot",
+            "/nonexistent/dir/latency.svg",
+            "--duration",
+            "0.1",
+        ],
+        1,
+        "/nonexistent/dir/latency.svg: No such file",
+    );
+}
