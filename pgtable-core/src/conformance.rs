@@ -867,6 +867,86 @@ pub fn dirty_tracking<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
     );
 }
 
+/// Dirty tracking with the access-typed walk as the hardware: a
+/// [`ForeignTable`](crate::ForeignTable) over the table's own memory, updating dirty
+/// state as an IOMMU with hardware dirty updates would ([`WalkPolicy::UPDATE`]).
+/// Reads leave pages clean, each write is reported by the next read-and-clear and
+/// then no more, on pages of every leaf size the format has.
+///
+/// # Panics
+/// On the first page reported wrongly.
+pub fn dirty_by_hardware_walks<F: Format>(fmt: F) {
+    use crate::{Access, DirtyFlags, ForeignTable, WalkPolicy};
+    let geo = fmt.geometry();
+    let g = geo.granule();
+    let mem = Arc::new(ArenaMemory::new(0x4000_0000, 32 << 20));
+    let pt = PageTable::new(fmt.clone(), mem.clone()).expect("table");
+    // 64 granule pages, then one leaf of each larger size the format maps (up to 1 GiB).
+    let base = geo.entry_span(1).max(g) * 4;
+    pt.map_pages(Iova(base), PhysAddr(0x1_0000_0000), g, 64, Prot::RW)
+        .unwrap();
+    let mut big = vec![];
+    for level in 1..geo.levels {
+        let size = geo.entry_span(level);
+        if geo.leaf_allowed(level) && size <= 1 << 30 {
+            let at = Iova((base + 64 * g + size).next_multiple_of(size) + size * 4);
+            pt.map_pages(at, PhysAddr(size), size, 1, Prot::RW).unwrap();
+            big.push((at, size));
+        }
+    }
+    pt.set_dirty_tracking(true).unwrap();
+    let hw = ForeignTable::new(fmt, mem, pt.root_phys())
+        .unwrap()
+        .with_policy(WalkPolicy::UPDATE)
+        .unwrap();
+    let dirty_pages = |start: Iova, len: u64| -> Vec<u64> {
+        let mut bm = vec![0u64; (len / g).div_ceil(64) as usize];
+        pt.read_and_clear_dirty(start, len, g, &mut bm, DirtyFlags::empty())
+            .unwrap();
+        (0..len / g)
+            .filter(|&n| bm[(n / 64) as usize] >> (n % 64) & 1 == 1)
+            .collect()
+    };
+    let run = 64 * g;
+    for n in 0..64 {
+        hw.translate_access(Iova(base + n * g + 8), Access::READ)
+            .unwrap();
+    }
+    assert_eq!(
+        dirty_pages(Iova(base), run),
+        Vec::<u64>::new(),
+        "reads dirty nothing"
+    );
+    let written = [3u64, 17, 40, 63];
+    for &n in &written {
+        let t = hw
+            .translate_access(Iova(base + n * g + 8), Access::WRITE)
+            .unwrap();
+        assert!(t.prot.contains(Prot::WRITE), "page {n} written");
+    }
+    assert_eq!(
+        dirty_pages(Iova(base), run),
+        written,
+        "each write is reported"
+    );
+    assert_eq!(
+        dirty_pages(Iova(base), run),
+        Vec::<u64>::new(),
+        "and cleared"
+    );
+    for (at, size) in big {
+        hw.translate_access(Iova(at.0 + size / 2), Access::WRITE)
+            .unwrap();
+        let all: Vec<u64> = (0..size / g).collect();
+        assert_eq!(
+            dirty_pages(at, size),
+            all,
+            "a written {size:#x} leaf is all dirty"
+        );
+        assert_eq!(dirty_pages(at, size), Vec::<u64>::new());
+    }
+}
+
 /// Hardware, a migration loop and a mapper at once: one thread marks pages dirty as a
 /// device writing through the table would, one loops read-and-clear, one maps and
 /// unmaps a disjoint range. Every clean-to-dirty transition the hardware made must be

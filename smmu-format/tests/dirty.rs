@@ -1,7 +1,7 @@
 //! Dirty tracking on both Arm stages (DBM with AP[2] at stage 1, S2AP[1] at stage 2),
 //! every granule: the core's dirty batteries.
 
-use pgtable_core::conformance::{dirty_concurrency, dirty_tracking};
+use pgtable_core::conformance::{dirty_by_hardware_walks, dirty_concurrency, dirty_tracking};
 use pgtable_core::{ArenaMemory, HostMemory};
 use smmu_format::{ArmConfig, ArmS1, ArmS2};
 use std::sync::Arc;
@@ -16,6 +16,12 @@ fn dirty_tracking_on_both_stages() {
             ArmS2::new(cfg).unwrap(),
             Arc::new(ArenaMemory::new(0x4000_0000, 16 << 20)),
         );
+    }
+    for g in [4096, 16384, 65536] {
+        // HD walks: stage 1 clears AP[2], stage 2 sets S2AP[1] on a written DBM leaf.
+        let cfg = ArmConfig::new(g, 48, 48);
+        dirty_by_hardware_walks(ArmS1::new(cfg).unwrap());
+        dirty_by_hardware_walks(ArmS2::new(cfg).unwrap());
     }
     dirty_concurrency(
         ArmS1::new(ArmConfig::new(4096, 48, 48)).unwrap(),

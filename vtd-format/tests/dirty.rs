@@ -1,7 +1,7 @@
 //! Dirty tracking on both VT-d stages: second-stage D (bit 9) and first-stage D (bit
 //! 6), the core's dirty batteries and the exact words of C-API.md's table.
 
-use pgtable_core::conformance::{dirty_concurrency, dirty_tracking};
+use pgtable_core::conformance::{dirty_by_hardware_walks, dirty_concurrency, dirty_tracking};
 use pgtable_core::{ArenaMemory, Format, HostMemory, Prot};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,9 @@ fn both_stages_through_the_batteries() {
         Arc::new(ArenaMemory::new(0x4000_0000, 16 << 20)),
     );
     dirty_tracking(VtdFs::new(57, 52).unwrap(), Arc::new(HostMemory::new()));
+    // SSADE / first-stage walks set D on the leaves they write.
+    dirty_by_hardware_walks(VtdSs::new(48, 48).unwrap());
+    dirty_by_hardware_walks(VtdFs::new(48, 48).unwrap());
     dirty_concurrency(VtdSs::new(48, 48).unwrap(), Duration::from_millis(300));
     dirty_concurrency(VtdFs::new(48, 48).unwrap(), Duration::from_millis(300));
 }
