@@ -607,7 +607,7 @@ impl<F: Format, M: TableMemory> crate::PageTable<F, M> {
     /// for debugging and for tests that check bits.
     ///
     /// # Errors
-    /// As [`PageTable::translate`].
+    /// As [`PageTable::translate`](crate::PageTable::translate).
     pub fn raw_leaf(&self, iova: Iova) -> Result<(u64, u32)> {
         let t = self.translate(iova)?;
         let g = crate::sync::epoch::pin();
