@@ -503,6 +503,11 @@ uint64_t iommu_pt_unmap(struct iommu_pt *pt,
  * The output address of `iova` (with its offset in the page), or 0 if it is not mapped
  * (or `pt` is NULL).
  *
+ * 0 is also the answer for an IOVA mapped to physical address 0: where that can
+ * happen, call `iommu_pt_translate`, which returns 0 for any mapping (with `paddr`
+ * 0 for that one) and `-ENOENT` when nothing is mapped. This call stays the cheapest
+ * lookup and sets no error detail.
+ *
  * # Safety
  * `pt` must be NULL or a live table.
  *
@@ -562,6 +567,26 @@ int iommu_pt_dump(const struct iommu_pt *pt, int fd);
  * Thread safety: may be called from any thread.
  */
 const char *iommu_pt_version(void);
+
+/**
+ * What the error value `err` (a negative return value, or a positive errno) means in
+ * this API: a static NUL-terminated string, never NULL, never freed. For `-EINVAL`,
+ * which several causes share, `iommu_pt_last_error` says which one it was.
+ *
+ * Thread safety: may be called from any thread.
+ */
+const char *iommu_pt_strerror(int err);
+
+/**
+ * The detail of the last call on this thread that failed (returned a negative errno,
+ * 0 where 0 means failure, or NULL), e.g. `"paddr 0x1234 is not aligned to 0x1000"`;
+ * `""` before any failure. Like `errno`, a successful call leaves it as it was, so read
+ * it right after the failure. The string is NUL-terminated and stays valid until the
+ * next failing call on this thread; never NULL, never freed by the caller.
+ *
+ * Thread safety: each thread reads its own.
+ */
+const char *iommu_pt_last_error(void);
 
 /**
  * Allocates an empty gather, or returns NULL if memory is exhausted.

@@ -2,7 +2,7 @@
 //! any panic, and turns errors into the function's C return value; [`obj`],
 //! [`obj_mut`] and [`out`] reject NULL pointers with `-EINVAL`.
 
-use crate::errno::Errno;
+use crate::errno::{self, Errno};
 use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
@@ -58,12 +58,33 @@ impl CReturn for () {
 /// The body may have left its table part way through an operation when it panicked;
 /// the core never panics on bad input and its tables stay memory safe under any
 /// interleaving, so the handle stays usable.
+///
+/// A failure leaves its detail for `iommu_pt_last_error` on this thread.
 pub(crate) fn boundary<R: CReturn>(body: impl FnOnce() -> Result<R, Errno>) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => R::failed(e),
-        Err(_) => R::panicked(),
+        Ok(Err(e)) => {
+            errno::record_failure(e);
+            R::failed(e)
+        }
+        Err(payload) => {
+            caught(payload.as_ref());
+            R::panicked()
+        }
     }
+}
+
+/// Notes a caught panic as the thread's last error.
+#[cold]
+#[inline(never)]
+fn caught(payload: &(dyn std::any::Any + Send)) {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    errno::note(format!("internal error (a Rust panic was caught): {what}").into());
+    errno::record_failure(Errno::IO);
 }
 
 /// The object behind a handle, or `-EINVAL` for NULL.
@@ -73,7 +94,7 @@ pub(crate) fn boundary<R: CReturn>(body: impl FnOnce() -> Result<R, Errno>) -> R
 /// objects are `Sync`; their functions take `&self`).
 pub(crate) unsafe fn obj<'a, T>(p: *const T) -> Result<&'a T, Errno> {
     // SAFETY: forwarded from the caller; `as_ref` handles NULL.
-    unsafe { p.as_ref() }.ok_or(Errno::INVAL)
+    unsafe { p.as_ref() }.ok_or_else(|| Errno::INVAL.because("a NULL object"))
 }
 
 /// The object behind a handle owned by the calling thread, or `-EINVAL` for NULL.
@@ -82,13 +103,13 @@ pub(crate) unsafe fn obj<'a, T>(p: *const T) -> Result<&'a T, Errno> {
 /// `p` must be NULL or point to a live `T` that nobody else uses for `'a`.
 pub(crate) unsafe fn obj_mut<'a, T>(p: *mut T) -> Result<&'a mut T, Errno> {
     // SAFETY: forwarded from the caller; `as_mut` handles NULL.
-    unsafe { p.as_mut() }.ok_or(Errno::INVAL)
+    unsafe { p.as_mut() }.ok_or_else(|| Errno::INVAL.because("a NULL object"))
 }
 
 /// An out-parameter the function must write, or `-EINVAL` for NULL. Checked before the
 /// function does anything, written (with [`NonNull::write`]) when it succeeds.
 pub(crate) fn out<T>(p: *mut T) -> Result<NonNull<T>, Errno> {
-    NonNull::new(p).ok_or(Errno::INVAL)
+    NonNull::new(p).ok_or_else(|| Errno::INVAL.because("a NULL output pointer"))
 }
 
 #[cfg(test)]

@@ -67,9 +67,10 @@ pub unsafe extern "C" fn iommu_pt_read_and_clear_dirty(
     boundary(|| {
         // SAFETY: the caller passes NULL or a live table (used through `&`).
         let pt = unsafe { obj(pt) }?;
-        let flags = DirtyFlags::from_bits(flags).ok_or(Errno::INVAL)?;
+        let flags = DirtyFlags::from_bits(flags)
+            .ok_or_else(|| Errno::INVAL.because("unknown dirty flags"))?;
         if bitmap.is_null() {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.because("a NULL bitmap"));
         }
         // The words the caller provides for a valid request; anything else is refused
         // by the core before a bit is touched (with no bitmap at all).

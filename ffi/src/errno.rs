@@ -1,8 +1,70 @@
-//! Errors as C sees them: a positive errno value, returned negated.
+//! Errors as C sees them: a positive errno value, returned negated, and the detail of
+//! the last failure on each thread (`iommu_pt_last_error`).
+//!
+//! Wherever an error is made, its detail is noted for the call in progress
+//! ([`Errno::because`], or the core error's message in the conversions below); when the
+//! call fails, [`boundary`](crate::boundary::boundary) takes the noted detail (or the
+//! errno's description) and keeps it for C to read. Nothing is written on success, so
+//! the fast paths pay nothing: an error is noted only where it is returned, never made
+//! and dropped, so a noted detail always belongs to the failure that takes it.
 
 use iova_cache::IovaError;
 use pgtable_core::Error;
-use std::ffi::c_int;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_int};
+
+thread_local! {
+    /// The detail of the error the call in progress on this thread is making.
+    static PENDING: RefCell<Option<Cow<'static, str>>> = const { RefCell::new(None) };
+    /// The detail of the last failed call on this thread, as C reads it.
+    static LAST: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Notes `why` as the detail of the error the call in progress is making.
+#[cold]
+#[inline(never)]
+pub(crate) fn note(why: Cow<'static, str>) {
+    PENDING.with(|p| *p.borrow_mut() = Some(why));
+}
+
+/// Ends a failed call that returns `e`: its detail becomes the thread's last error.
+#[cold]
+#[inline(never)]
+pub(crate) fn record_failure(e: Errno) {
+    let why = PENDING
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_else(|| Cow::Borrowed(describe(e.0).to_str().unwrap_or("error")));
+    // A detail never holds NUL (messages are ours), but cut at one rather than fail.
+    let bytes: Vec<u8> = why.bytes().take_while(|&b| b != 0).collect();
+    let text = CString::new(bytes).unwrap_or_default();
+    LAST.with(|l| *l.borrow_mut() = text);
+}
+
+/// Runs `f` with the thread's last error.
+pub(crate) fn with_last<R>(f: impl FnOnce(&CStr) -> R) -> R {
+    LAST.with(|l| f(&l.borrow()))
+}
+
+/// What an errno value (positive or negated) means in this API: static text.
+pub(crate) fn describe(err: c_int) -> &'static CStr {
+    match err.unsigned_abs() as c_int {
+        0 => c"success",
+        libc::EINVAL => {
+            c"invalid argument: a NULL object or pointer, an unsupported page size, a misaligned address or length, bad prot or flags, or a configuration the format refuses"
+        }
+        libc::ERANGE => c"address out of range: beyond the input (IOVA) or output address size",
+        libc::EEXIST => c"already mapped, allocated or reserved",
+        libc::ENOENT => c"nothing there: not mapped, not allocated, or an empty gather",
+        libc::ENOMEM => c"out of memory: no table page (or one the format cannot point to), or no IOVA space",
+        libc::EIO => {
+            c"I/O error: table memory the callbacks cannot map, a corrupt entry, or an internal error caught at the boundary"
+        }
+        libc::EOPNOTSUPP => c"not supported by this format",
+        libc::EBUSY => c"busy: still in use",
+        _ => c"unknown error",
+    }
+}
 
 /// A positive errno value (`EINVAL`, ...); C functions return it negated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +78,12 @@ impl Errno {
     /// A Rust panic was caught at the boundary, or a table entry could not be decoded.
     pub(crate) const IO: Errno = Errno(libc::EIO);
 
+    /// This error, with `why` noted as its detail (see `iommu_pt_last_error`).
+    pub(crate) fn because(self, why: &'static str) -> Errno {
+        note(Cow::Borrowed(why));
+        self
+    }
+
     /// The value a C function returns: `-errno`.
     pub(crate) const fn negated(self) -> c_int {
         -self.0
@@ -24,6 +92,7 @@ impl Errno {
 
 impl From<&Error> for Errno {
     fn from(e: &Error) -> Self {
+        note(Cow::Owned(e.to_string()));
         Errno(match e {
             Error::UnsupportedSize(_)
             | Error::Misaligned { .. }
@@ -58,6 +127,7 @@ impl From<Error> for Errno {
 
 impl From<IovaError> for Errno {
     fn from(e: IovaError) -> Self {
+        note(Cow::Owned(e.to_string()));
         Errno(-e.errno())
     }
 }

@@ -55,7 +55,10 @@ pub unsafe extern "C" fn iommu_pt_gather_range(
         // SAFETY: the caller passes NULL or a live gather it owns.
         let g = unsafe { obj(g) }?;
         let (start, last) = (out(start)?, out(last)?);
-        let range = g.gather.range().ok_or(Errno::NOENT)?;
+        let range = g
+            .gather
+            .range()
+            .ok_or_else(|| Errno::NOENT.because("the gather is empty"))?;
         // SAFETY: both out-pointers are non-NULL and writable (caller's promise).
         unsafe {
             start.write(range.start().0);

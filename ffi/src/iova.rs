@@ -41,7 +41,7 @@ pub unsafe extern "C" fn iova_domain_new(
 ) -> c_int {
     boundary(|| {
         if flags & !IOVA_F_CHECKED != 0 {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.because("unknown IOVA domain flags"));
         }
         let opts = IovaOptions {
             checked: flags & IOVA_F_CHECKED != 0,
@@ -69,7 +69,7 @@ pub unsafe extern "C" fn iova_domain_new_with(
         // SAFETY: the caller passes NULL or readable options.
         let o = unsafe { obj(opts) }?;
         if o.flags & !IOVA_F_CHECKED != 0 || o.reserved != 0 {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.because("unknown IOVA domain flags, or reserved not 0"));
         }
         let opts = IovaOptions {
             granule: o.granule,
@@ -230,7 +230,10 @@ pub unsafe extern "C" fn iova_find(
         // SAFETY: the caller passes NULL or a live domain.
         let d = unsafe { obj(d) }?;
         let (lo_out, hi_out) = (out(pfn_lo)?, out(pfn_hi)?);
-        let (lo, hi) = d.domain.find(pfn).ok_or(Errno::NOENT)?;
+        let (lo, hi) = d
+            .domain
+            .find(pfn)
+            .ok_or_else(|| Errno::NOENT.because("no range holds that pfn"))?;
         // SAFETY: both out-pointers are non-NULL and writable (caller's promise).
         unsafe {
             lo_out.write(lo);

@@ -29,6 +29,9 @@ pub mod pagetable;
 // The library version.
 pub mod version;
 
+// What an error means, and the detail of the last one.
+pub mod errors;
+
 // Gathers.
 pub mod gather;
 

@@ -57,7 +57,7 @@ impl Callbacks {
                 phys_to_virt,
                 ctx,
             })),
-            _ => Err(Errno::INVAL),
+            _ => Err(Errno::INVAL.because("mem_ops lacks alloc, free or phys_to_virt")),
         }
     }
 }
@@ -128,7 +128,9 @@ impl CFlush {
         let Some(ops) = (unsafe { ops.as_ref() }) else {
             return Ok(None);
         };
-        let flush_walk = ops.flush_walk.ok_or(Errno::INVAL)?;
+        let flush_walk = ops
+            .flush_walk
+            .ok_or_else(|| Errno::INVAL.because("flush ops without flush_walk"))?;
         Ok(Some(CFlush { flush_walk, ctx }))
     }
 }

@@ -121,7 +121,8 @@ pub unsafe extern "C" fn iommu_pt_map_pages(
             }
         };
         report(0);
-        let prot = Prot::from_bits(prot).ok_or(Errno::INVAL)?;
+        let prot =
+            Prot::from_bits(prot).ok_or_else(|| Errno::INVAL.because("unknown prot bits"))?;
         match pt.map_pages(iova, paddr, pgsize, pgcount, prot) {
             Ok(bytes) => {
                 report(bytes);
@@ -154,7 +155,8 @@ pub unsafe extern "C" fn iommu_pt_map(
     boundary(|| {
         // SAFETY: the caller passes NULL or a live table (used through `&`).
         let pt = unsafe { obj(pt) }?;
-        let prot = Prot::from_bits(prot).ok_or(Errno::INVAL)?;
+        let prot =
+            Prot::from_bits(prot).ok_or_else(|| Errno::INVAL.because("unknown prot bits"))?;
         pt.map(iova, paddr, len, prot)?;
         Ok(0)
     })
@@ -190,7 +192,8 @@ pub unsafe extern "C" fn iommu_pt_map_sg(
         }
         // SAFETY: the caller passes NULL or a live table (used through `&`).
         let pt = unsafe { obj(pt) }?;
-        let prot = Prot::from_bits(prot).ok_or(Errno::INVAL)?;
+        let prot =
+            Prot::from_bits(prot).ok_or_else(|| Errno::INVAL.because("unknown prot bits"))?;
         let pieces = match nents {
             0 => &[][..],
             // SAFETY: `sg` holds `nents` readable pieces (caller's promise), checked
@@ -264,6 +267,11 @@ pub unsafe extern "C" fn iommu_pt_unmap(
 /// The output address of `iova` (with its offset in the page), or 0 if it is not mapped
 /// (or `pt` is NULL).
 ///
+/// 0 is also the answer for an IOVA mapped to physical address 0: where that can
+/// happen, call `iommu_pt_translate`, which returns 0 for any mapping (with `paddr`
+/// 0 for that one) and `-ENOENT` when nothing is mapped. This call stays the cheapest
+/// lookup and sets no error detail.
+///
 /// # Safety
 /// `pt` must be NULL or a live table.
 ///
@@ -325,7 +333,7 @@ pub unsafe extern "C" fn iommu_pt_walk(
     boundary(|| {
         // SAFETY: the caller passes NULL or a live table.
         let pt = unsafe { obj(pt) }?;
-        let f = r#fn.ok_or(Errno::INVAL)?;
+        let f = r#fn.ok_or_else(|| Errno::INVAL.because("a NULL walk callback"))?;
         let stopped = pt.walk(iova, len, |leaf| {
             // SAFETY: the caller promises `fn` may be called with `arg`; `leaf` lives
             // for the call.

@@ -47,11 +47,11 @@ pub extern "C" fn iommu_pt_session_begin() -> *mut iommu_pt_session {
 pub unsafe extern "C" fn iommu_pt_session_end(s: *mut iommu_pt_session) -> c_int {
     boundary(|| {
         if s.is_null() {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.because("a NULL session"));
         }
         // SAFETY: a live session (caller's promise); only read here.
         if unsafe { (*s).thread } != thread::current().id() {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.because("a session ends on the thread that began it"));
         }
         // SAFETY: from Box::into_raw in `iommu_pt_session_begin`, ended once, on its
         // own thread (checked above), so the guard is dropped where it was made.

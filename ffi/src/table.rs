@@ -90,7 +90,7 @@ impl iommu_pt {
     /// obey its contract.
     pub(crate) unsafe fn new(cfg: &iommu_pt_config) -> Result<Self, Errno> {
         if cfg.flags != 0 {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.because("config flags must be 0"));
         }
         let or_default = |v: u32, d: u32| if v == 0 { d } else { v };
         let ias = or_default(cfg.ias, DEFAULT_BITS);
@@ -101,7 +101,7 @@ impl iommu_pt {
         let mem = unsafe { Callbacks::new(cfg.mem, cfg.mem_ctx) }?;
         let vtd = matches!(cfg.format, IOMMU_PT_FMT_VTD_SS | IOMMU_PT_FMT_VTD_FS);
         if vtd && granule != DEFAULT_GRANULE {
-            return Err(Errno::INVAL);
+            return Err(Errno::INVAL.because("VT-d tables have a 4 KiB granule"));
         }
         // C-API.md allows VT-d oas 1..=52; the format encodes at least a 4K page.
         let oas_below_granule = vtd && oas < VTD_MIN_OAS;
@@ -118,7 +118,7 @@ impl iommu_pt {
             }
             IOMMU_PT_FMT_ARM_S1 => AnyFormat::ArmS1(ArmS1::new(arm)?.with_pgsize_bitmap(bitmap)?),
             IOMMU_PT_FMT_ARM_S2 => AnyFormat::ArmS2(ArmS2::new(arm)?.with_pgsize_bitmap(bitmap)?),
-            _ => return Err(Errno::INVAL),
+            _ => return Err(Errno::INVAL.because("unknown format")),
         };
         let (host, cache) = (HostMemory::new(), DEFAULT_PAGE_CACHE_BYTES);
         let table = match (fmt, mem) {

@@ -437,8 +437,53 @@ static void table_rows(const struct table_case *tc)
     counting_mem_destroy(&mem);
 }
 
+/* ------------------------------------------------- what the errors say */
+
+static void messages(void)
+{
+    /* iommu_pt_strerror: either sign, never NULL, a distinct text per errno. */
+    CHECK(strcmp(iommu_pt_strerror(0), "success") == 0, "strerror(0)");
+    CHECK(strcmp(iommu_pt_strerror(-EINVAL), iommu_pt_strerror(EINVAL)) == 0, "either sign");
+    CHECK(strstr(iommu_pt_strerror(-EINVAL), "invalid argument") != NULL, "EINVAL text");
+    CHECK(strcmp(iommu_pt_strerror(-ENOENT), iommu_pt_strerror(-EINVAL)) != 0, "distinct");
+    CHECK(strcmp(iommu_pt_strerror(-12345), "unknown error") == 0, "unknown errno");
+
+    /* iommu_pt_last_error: the detail of this thread's last failure. */
+    struct iommu_pt_config cfg = { .format = 99 };
+    struct iommu_pt *pt = NULL;
+    CHECK(iommu_pt_new(&cfg, &pt) == -EINVAL && pt == NULL, "bad format");
+    CHECK(strcmp(iommu_pt_last_error(), "unknown format") == 0, "last: %s", iommu_pt_last_error());
+
+    cfg.format = IOMMU_PT_FMT_ARM_S1;
+    CHECK(iommu_pt_new(&cfg, &pt) == 0, "new");
+    uint64_t mapped = 0;
+    int r = iommu_pt_map_pages(pt, 0x1000, 0x1234, 0x1000, 1, IOMMU_PT_READ, &mapped);
+    CHECK(r == -EINVAL, "misaligned paddr: %d", r);
+    CHECK(strcmp(iommu_pt_last_error(), "paddr 0x1234 is not aligned to 0x1000") == 0,
+          "last: %s", iommu_pt_last_error());
+    /* A success leaves it; the next failure replaces it. */
+    CHECK(iommu_pt_map_pages(pt, 0x1000, 0x2000, 0x1000, 1, IOMMU_PT_READ, &mapped) == 0, "map");
+    CHECK(strstr(iommu_pt_last_error(), "not aligned") != NULL, "kept after success");
+    r = iommu_pt_map_pages(pt, 0x1000, 0x2000, 0x1000, 1, IOMMU_PT_READ, &mapped);
+    CHECK(r == -EEXIST, "remap: %d", r);
+    CHECK(strstr(iommu_pt_last_error(), "already mapped") != NULL, "last: %s",
+          iommu_pt_last_error());
+    r = iommu_pt_map_pages(pt, 0x3000, 0x3000, 0x1000, 1, 0x400, &mapped);
+    CHECK(r == -EINVAL && strcmp(iommu_pt_last_error(), "unknown prot bits") == 0,
+          "bad prot: %d %s", r, iommu_pt_last_error());
+    /* Address 0 vs unmapped: iova_to_phys says 0 for both, translate tells them apart. */
+    CHECK(iommu_pt_map_pages(pt, 0x8000, 0, 0x1000, 1, IOMMU_PT_READ, &mapped) == 0, "map 0");
+    struct iommu_pt_translation t;
+    CHECK(iommu_pt_iova_to_phys(pt, 0x8000) == 0 && iommu_pt_iova_to_phys(pt, 0x9000) == 0,
+          "both read 0");
+    CHECK(iommu_pt_translate(pt, 0x8000, &t) == 0 && t.paddr == 0, "mapped to 0");
+    CHECK(iommu_pt_translate(pt, 0x9000, &t) == -ENOENT, "unmapped");
+    iommu_pt_free(pt);
+}
+
 int main(void)
 {
+    messages();
     config_rows();
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         table_rows(&cases[i]);
