@@ -14,7 +14,6 @@ mod decode;
 mod dump;
 mod error;
 mod formats;
-mod image;
 mod simulate;
 mod summary;
 mod workload;
