@@ -9,12 +9,18 @@
 //!   `memory::GuestRam` (vm-memory's `GuestMemoryMmap`), both bounds-checked, zero-copy
 //!   [`ViewMemory`](pgtable_core::ViewMemory)s, with atomic word accesses for
 //!   access/dirty updates ([`memory::PhysAccess`]).
+//! - [`iotlb`]: [`iotlb::Iotlb`], a bounded concurrent translation cache with lock-free
+//!   lookups, keyed as the hardware tags translations (source, PASID, domain tag,
+//!   page), whose invalidations are coherent with concurrent fills.
+//! - [`Access`] and [`Perms`]: what a request asks for and what a translation grants.
 
 #![warn(missing_docs)]
 
+mod access;
 mod error;
+pub mod iotlb;
 pub mod memory;
-#[allow(dead_code, unused_imports)] // the IOTLB's atomics arrive with it
 mod sync;
 
+pub use access::{Access, Perms};
 pub use error::{Error, Result};

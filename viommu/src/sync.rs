@@ -5,9 +5,10 @@
 //! exhaustively; otherwise they are `std`'s. Nothing else in the crate names
 //! `std::sync::atomic` directly.
 //!
-//! [`guest`] is the exception loom cannot model: guest memory is real memory that a
-//! guest, a device or another process shares with us, reached through raw pointers, so
-//! it is always accessed with `std`'s atomics (never in a loom model).
+//! [`host`] holds what loom cannot model, always `std`'s: guest memory is real memory
+//! that a guest, a device or another process shares with us, reached through raw
+//! pointers; the vm-memory bridge waits for requests in flight on other threads. Neither
+//! appears in a loom model.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering, fence};
@@ -15,8 +16,11 @@ pub(crate) use loom::sync::atomic::{AtomicU64, Ordering, fence};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering, fence};
 
-/// Atomics over guest memory (raw pointers into mappings): always `std`'s.
-pub(crate) mod guest {
+/// Atomics over guest memory (raw pointers into mappings) and the vm-memory side:
+/// always `std`'s.
+pub(crate) mod host {
+    #[cfg(feature = "vm-memory")]
+    pub(crate) use std::sync::atomic::fence;
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 }
 

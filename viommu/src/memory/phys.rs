@@ -1,7 +1,7 @@
 //! [`PhysAccess`]: checked atomic accesses to any [`ViewMemory`] by physical address.
 
 use crate::error::{Error, Result};
-use crate::sync::guest::{AtomicU64, Ordering};
+use crate::sync::host::{AtomicU64, Ordering};
 use pgtable_core::ViewMemory;
 use std::ptr::NonNull;
 
