@@ -12,11 +12,13 @@
 //! - [`iotlb`]: [`iotlb::Iotlb`], a bounded concurrent translation cache with lock-free
 //!   lookups, keyed as the hardware tags translations (source, PASID, domain tag,
 //!   page), whose invalidations are coherent with concurrent fills.
+//! - [`attach`]: [`attach::Attachments`], device → configuration in `arc-swap`.
 //! - [`Access`] and [`Perms`]: what a request asks for and what a translation grants.
 
 #![warn(missing_docs)]
 
 mod access;
+pub mod attach;
 mod error;
 pub mod iotlb;
 pub mod memory;
