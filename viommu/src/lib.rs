@@ -13,6 +13,10 @@
 //!   lookups, keyed as the hardware tags translations (source, PASID, domain tag,
 //!   page), whose invalidations are coherent with concurrent fills.
 //! - [`attach`]: [`attach::Attachments`], device → configuration in `arc-swap`.
+//! - [`DeviceTranslate`], [`Mapping`], [`TranslateFault`], [`DeviceTlb`]: what a unit
+//!   offers each device, and how device-side caches stay coherent with it.
+//! - `vmm` (feature `vm-memory`): `vmm::IommuBridge`, a device's translations as
+//!   vm-memory's `Iommu`, so device models do DMA through `IommuMemory`.
 //! - [`Access`] and [`Perms`]: what a request asks for and what a translation grants.
 
 #![warn(missing_docs)]
@@ -23,6 +27,10 @@ mod error;
 pub mod iotlb;
 pub mod memory;
 mod sync;
+mod translate;
+#[cfg(feature = "vm-memory")]
+pub mod vmm;
 
 pub use access::{Access, Perms};
 pub use error::{Error, Result};
+pub use translate::{DeviceTlb, DeviceTranslate, Mapping, TranslateFault};
