@@ -7,10 +7,10 @@
 use crate::args::{DecodeArgs, prot_letters};
 use crate::error::CliError;
 use crate::formats::{CliFormat, FormatJob, FormatSpec};
-use crate::image::ImageMemory;
 use pgtable_core::{Error, Fault, ForeignTable, Format, Iova, PhysAddr, Translation};
 use std::fmt::Write as _;
 use std::sync::Arc;
+use viommu::memory::ImageMemory;
 
 /// Runs `decode` and prints its text.
 ///
@@ -24,10 +24,24 @@ pub fn decode(args: &DecodeArgs) -> Result<(), CliError> {
         ));
     }
     let spec = FormatSpec::new(args.format, &args.config, args.haw)?;
-    let image = Arc::new(ImageMemory::open(&args.image, args.base)?);
+    let image = Arc::new(ImageMemory::open(&args.image, args.base).map_err(image_error)?);
     let text = spec.run(Decode { args, image })??;
     print!("{text}");
     Ok(())
+}
+
+/// An image that cannot be opened is an I/O error; one that cannot be memory says why.
+fn image_error(e: viommu::Error) -> CliError {
+    match e {
+        viommu::Error::Io { path, source } => CliError::Io {
+            path: path.display().to_string(),
+            source,
+        },
+        viommu::Error::MisalignedBase { base } => {
+            CliError::Image(format!("--base {base:#x} is not 8-byte aligned"))
+        }
+        other => CliError::Image(other.to_string()),
+    }
 }
 
 /// The `decode` command, for any format.

@@ -17,7 +17,6 @@ mod domain;
 mod dump;
 mod error;
 mod formats;
-mod image;
 mod latency;
 mod machine;
 mod plot;
