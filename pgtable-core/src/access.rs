@@ -372,6 +372,11 @@ pub(crate) fn descend<'m, F: Format, X: Fetch<'m>>(
                             if w.policy.set_dirty {
                                 if access.write {
                                     new = d.dirty.apply(new);
+                                } else {
+                                    // Not cacheable for writes: a later write must walk
+                                    // again to record itself, as the hardware's TLB
+                                    // holds a clean leaf read-only.
+                                    granted = granted.difference(Prot::WRITE);
                                 }
                             } else if d.clean_denies_write {
                                 granted = granted.difference(Prot::WRITE);
@@ -415,6 +420,11 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
     /// translation (output address, page size, what the page grants with the tables'
     /// limits ANDed in), or the fault the hardware would report. Access and dirty flags
     /// are set as [`ForeignTable::with_policy`] says (by default nothing is written).
+    ///
+    /// The grant is what a TLB may cache: a clean leaf whose writes the hardware must
+    /// record (dirty updates on, or an Arm DBM leaf) grants `WRITE` only to a write,
+    /// which made it dirty; any other access sees it read-only, so a later write walks
+    /// again.
     ///
     /// # Errors
     /// The [`WalkFault`]: what, at which level, with the raw entry.

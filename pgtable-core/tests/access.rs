@@ -124,13 +124,19 @@ fn hardware_updates_set_accessed_on_the_path_and_dirty_on_writes() {
     view.translate_access(Iova(0x5000), Access::RW).unwrap();
     assert_eq!(path(&w), before);
     let view = view.with_policy(WalkPolicy::UPDATE).unwrap();
-    view.translate_access(Iova(0x5000), Access::READ).unwrap();
+    // A clean leaf is cacheable read-only: a later write must walk to record itself.
+    let t = view.translate_access(Iova(0x5000), Access::READ).unwrap();
+    assert_eq!(t.prot, Prot::READ);
     let read: Vec<u64> = before.iter().map(|e| e | A).collect();
     assert_eq!(path(&w), read);
-    view.translate_access(Iova(0x5000), Access::WRITE).unwrap();
+    let t = view.translate_access(Iova(0x5000), Access::WRITE).unwrap();
+    assert_eq!(t.prot, Prot::RW);
     let mut written = read.clone();
     written[3] |= D;
     assert_eq!(path(&w), written);
+    // Dirty now: reads see it writable.
+    let t = view.translate_access(Iova(0x5000), Access::READ).unwrap();
+    assert_eq!(t.prot, Prot::RW);
     // A read-only leaf is never made dirty, and a denied write writes no leaf bit.
     let (_mem, w) = one_page(Prot::READ);
     let view = w.view().unwrap().with_policy(WalkPolicy::UPDATE).unwrap();

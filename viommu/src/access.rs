@@ -3,40 +3,9 @@
 
 use bitflags::bitflags;
 
-/// The kind of one DMA request: a read unless `write` is set, possibly an instruction
-/// fetch (`exec`), from a privileged or unprivileged context (Arm PnU, the VT-d PASID
-/// privilege bit).
-///
-/// ```
-/// use viommu::Access;
-/// let a = Access { write: true, ..Access::READ };
-/// assert_eq!(a, Access::WRITE);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Access {
-    /// A write (a read when false).
-    pub write: bool,
-    /// An instruction fetch.
-    pub exec: bool,
-    /// From a privileged context.
-    pub privileged: bool,
-}
-
-impl Access {
-    /// An unprivileged data read.
-    pub const READ: Access = Access {
-        write: false,
-        exec: false,
-        privileged: false,
-    };
-
-    /// An unprivileged data write.
-    pub const WRITE: Access = Access {
-        write: true,
-        exec: false,
-        privileged: false,
-    };
-}
+/// What one DMA request asks for: pgtable-core's [`Access`](pgtable_core::Access)
+/// (read, write, exec, privileged), so a unit hands it to the walk as it is.
+pub use pgtable_core::Access;
 
 bitflags! {
     /// What a translation grants, separately to privileged and unprivileged requests
@@ -87,6 +56,37 @@ impl Perms {
     /// Read and write for everyone.
     pub const RW: Perms = Perms::READ.union(Perms::WRITE);
 
+    /// What a leaf granting `prot` (pgtable-core's, with the tables' limits ANDed in)
+    /// grants: read and write to privileged requests, and to unprivileged ones unless
+    /// `PRIV`; execution as well unless `NOEXEC`.
+    ///
+    /// ```
+    /// use pgtable_core::Prot;
+    /// use viommu::Perms;
+    /// assert_eq!(Perms::from_prot(Prot::RW), Perms::RW | Perms::EXEC);
+    /// assert_eq!(
+    ///     Perms::from_prot(Prot::READ | Prot::PRIV | Prot::NOEXEC),
+    ///     Perms::PRIV_READ
+    /// );
+    /// ```
+    pub const fn from_prot(prot: pgtable_core::Prot) -> Perms {
+        use pgtable_core::Prot;
+        let mut p = Perms::empty();
+        if prot.contains(Prot::READ) {
+            p = p.union(Perms::READ);
+        }
+        if prot.contains(Prot::WRITE) {
+            p = p.union(Perms::WRITE);
+        }
+        if !prot.contains(Prot::NOEXEC) {
+            p = p.union(Perms::EXEC);
+        }
+        if prot.contains(Prot::PRIV) {
+            p = p.privileged_only();
+        }
+        p
+    }
+
     /// The same grants, to privileged requests only.
     pub const fn privileged_only(self) -> Perms {
         self.difference(
@@ -98,7 +98,7 @@ impl Perms {
 
     /// Whether a request of kind `access` may use this translation: reads need read
     /// permission, writes need write permission and a leaf that is not
-    /// [`Perms::CLEAN`], fetches also need execute permission, each for the request's
+    /// [`Perms::CLEAN`], fetches need execute permission, each for the request's
     /// privilege.
     #[inline]
     pub const fn allows(self, access: Access) -> bool {
@@ -107,11 +107,8 @@ impl Perms {
         } else {
             (Perms::USER_READ, Perms::USER_WRITE, Perms::USER_EXEC)
         };
-        let data = if access.write {
-            self.contains(w) && !self.contains(Perms::CLEAN)
-        } else {
-            self.contains(r)
-        };
-        data && (!access.exec || self.contains(x))
+        (!access.read || self.contains(r))
+            && (!access.write || self.contains(w) && !self.contains(Perms::CLEAN))
+            && (!access.exec || self.contains(x))
     }
 }

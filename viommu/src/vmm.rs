@@ -167,6 +167,8 @@ impl<T: DeviceTranslate> IommuBridge<T> {
     ) -> Result<(), Error> {
         let base = self.shared.base;
         let request = Access {
+            // A request that asks for nothing is checked as a read.
+            read: access.allow(Permissions::Read) || !access.has_write(),
             write: access.has_write(),
             ..base
         };
@@ -185,18 +187,13 @@ impl<T: DeviceTranslate> IommuBridge<T> {
             }
             // What the leaf grants this device, plus what the walk just allowed (a
             // write sets the dirty flag the cached permissions may still lack).
-            let grant = grants(m.perms, base)
-                | if request.write {
-                    Permissions::Write
-                } else {
-                    Permissions::Read
-                };
-            let grant = if access == Permissions::ReadWrite && !grant.allow(Permissions::Read) {
-                self.shared.device.translate(at, base).map_err(fault)?;
-                grant | Permissions::Read
-            } else {
-                grant
-            };
+            let mut grant = grants(m.perms, base);
+            if request.write {
+                grant = grant | Permissions::Write;
+            }
+            if request.read {
+                grant = grant | Permissions::Read;
+            }
             out.push((m, grant));
             match m.iova.checked_add(m.size) {
                 Some(next) => at = next,
@@ -392,10 +389,12 @@ fn refused(iova: GuestAddress, length: usize, fails: &IotlbFails) -> Error {
 /// `base`.
 fn grants(perms: Perms, base: Access) -> Permissions {
     let read = perms.allows(Access {
+        read: true,
         write: false,
         ..base
     });
     let write = perms.allows(Access {
+        read: false,
         write: true,
         ..base
     });

@@ -152,11 +152,7 @@ fn page_ranges_and_permissions_are_exact() {
     assert!(r.meets_leaf(0x3_ffff, 30) && r.meets_leaf(0, 63));
 
     let user = Access::READ;
-    let priv_write = Access {
-        write: true,
-        privileged: true,
-        ..Access::READ
-    };
+    let priv_write = Access::WRITE.privileged();
     let fetch = Access {
         exec: true,
         ..Access::READ
