@@ -20,9 +20,12 @@ use std::sync::Arc;
 ///
 /// The memory must know its bounds ([`ViewMemory`]; [`HostMemory`](crate::HostMemory)
 /// is not one): every next-table address is checked against it before it is followed,
-/// a translation is bounded by the format's level count, and `walk`/`dump` enter each
-/// table page once, so corrupt, shared or cyclic tables cannot loop or blow up. Nothing
-/// is written to the tables and nothing is freed.
+/// a translation is bounded by the format's level count, and `walk`/`dump` read at most
+/// a budget of entries ([`ForeignTable::with_walk_budget`]): a table page shared
+/// between entries is walked under each of them, as the hardware would, and corrupt or
+/// cyclic tables cannot loop or blow up. Nothing is written to the tables (unless
+/// [`ForeignTable::with_policy`] asks for the hardware's access/dirty updates) and
+/// nothing is freed.
 ///
 /// ```
 /// # use pgtable_core::testfmt::TestFormat;
@@ -220,9 +223,9 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
         }
     }
 
-    /// The first table page reached twice (shared or cyclic tables), if any: such
-    /// tables are walked and dumped once, so a caller that wants the whole picture may
-    /// refuse them instead.
+    /// The first table page reached twice (shared or cyclic tables), if any, found by
+    /// entering each table page once: a caller may refuse such tables, or expect their
+    /// `walk` to report the shared leaves under every entry that reaches them.
     pub fn shared_table(&self) -> Option<SharedTable> {
         let g = epoch::pin();
         let mut leaves = |_: &[u64], _: &Translation| ControlFlow::<()>::Continue(());

@@ -48,9 +48,10 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
-type Map<C> = HashMap<u32, Arc<C>, BuildHasherDefault<SourceHasher>>;
+type Map<C> = HashMap<u64, Arc<C>, BuildHasherDefault<SourceHasher>>;
 
-/// Source ids are small integers: one multiply spreads them (SipHash would double the
+/// Device keys are small integers (a source id, with a PASID / SubstreamID above
+/// it): one multiply spreads them (SipHash would double the
 /// cost of a read).
 #[derive(Default)]
 struct SourceHasher(u64);
@@ -64,7 +65,12 @@ impl Hasher for SourceHasher {
 
     #[inline]
     fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 
     #[inline]
@@ -89,7 +95,7 @@ impl<C> Default for Attachments<C> {
 
 impl<C> fmt::Debug for Attachments<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sources: Vec<u32> = self.map.load().keys().copied().collect();
+        let mut sources: Vec<u64> = self.map.load().keys().copied().collect();
         sources.sort_unstable();
         f.debug_struct("Attachments")
             .field("sources", &sources)
@@ -107,33 +113,33 @@ impl<C> Attachments<C> {
     }
 
     /// The configuration `source` is attached to.
-    pub fn get(&self, source: u32) -> Option<Arc<C>> {
+    pub fn get(&self, source: u64) -> Option<Arc<C>> {
         self.map.load().get(&source).cloned()
     }
 
     /// Calls `f` with the configuration `source` is attached to, without cloning its
     /// `Arc`: the cheapest read, for the translation path.
     #[inline]
-    pub fn with<R>(&self, source: u32, f: impl FnOnce(Option<&Arc<C>>) -> R) -> R {
+    pub fn with<R>(&self, source: u64, f: impl FnOnce(Option<&Arc<C>>) -> R) -> R {
         f(self.map.load().get(&source))
     }
 
     /// Attaches `source` to `config`; returns what it was attached to before.
-    pub fn attach(&self, source: u32, config: impl Into<Arc<C>>) -> Option<Arc<C>> {
+    pub fn attach(&self, source: u64, config: impl Into<Arc<C>>) -> Option<Arc<C>> {
         let config = config.into();
         self.update(|map| map.insert(source, config))
     }
 
     /// Detaches `source`; returns what it was attached to.
-    pub fn detach(&self, source: u32) -> Option<Arc<C>> {
+    pub fn detach(&self, source: u64) -> Option<Arc<C>> {
         self.update(|map| map.remove(&source))
     }
 
     /// Detaches, in one atomic change, every device for which `f(source, config)` is
     /// true; returns them, by source.
-    pub fn detach_where(&self, mut f: impl FnMut(u32, &C) -> bool) -> Vec<(u32, Arc<C>)> {
+    pub fn detach_where(&self, mut f: impl FnMut(u64, &C) -> bool) -> Vec<(u64, Arc<C>)> {
         let mut gone = self.update(|map| {
-            let sources: Vec<u32> = map
+            let sources: Vec<u64> = map
                 .iter()
                 .filter(|(s, c)| f(**s, c))
                 .map(|(s, _)| *s)
@@ -163,7 +169,7 @@ impl<C> Attachments<C> {
     }
 
     /// Every attachment, by source (a snapshot).
-    pub fn snapshot(&self) -> Vec<(u32, Arc<C>)> {
+    pub fn snapshot(&self) -> Vec<(u64, Arc<C>)> {
         let mut all: Vec<_> = self
             .map
             .load()

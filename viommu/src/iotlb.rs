@@ -574,6 +574,24 @@ impl Iotlb {
         }
     }
 
+    /// Whether no invalidation started since `ticket` was taken, after a `SeqCst` fence
+    /// (the pairing of [`Iotlb::withdraw_fills`]): for state a fill keeps besides the
+    /// IOTLB (a unit's configuration cache), which it must drop again when this is
+    /// false.
+    pub fn ticket_current(&self, ticket: &FillTicket) -> bool {
+        fence(Ordering::SeqCst);
+        ticket.owner == self as *const Iotlb as usize
+            && self.generation.load(Ordering::Relaxed) == ticket.generation
+    }
+
+    /// Makes every fill in flight fail (its ticket is no longer current), removing no
+    /// entry: the first step of a configuration invalidation, before it drops the
+    /// cached configurations (see [`crate::unit`]).
+    pub fn withdraw_fills(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+        fence(Ordering::SeqCst);
+    }
+
     /// Caches `entry` for `key`, walked under `ticket`, evicting whatever its slot held.
     /// Returns whether it is cached: not if an invalidation started since
     /// [`Iotlb::begin_fill`] (the entry may be stale), if another writer held the slot,

@@ -32,11 +32,11 @@ fn attach_detach_and_replace_return_what_they_changed() {
     assert_eq!(devs.detach(1).as_deref(), Some(&cfg(11)));
     assert_eq!(devs.detach(1), None);
     assert_eq!(format!("{devs:?}"), "Attachments { sources: [2] }");
-    // The whole u32 range of source ids.
-    devs.attach(u32::MAX, cfg(1));
+    // The whole u64 range of device keys.
+    devs.attach(u64::MAX, cfg(1));
     devs.attach(0, cfg(1));
-    let all: Vec<u32> = devs.snapshot().iter().map(|(s, _)| *s).collect();
-    assert_eq!(all, [0, 2, u32::MAX]);
+    let all: Vec<u64> = devs.snapshot().iter().map(|(s, _)| *s).collect();
+    assert_eq!(all, [0, 2, u64::MAX]);
     assert_eq!(devs.clear(), 3);
     assert!(devs.is_empty());
 }
@@ -44,8 +44,8 @@ fn attach_detach_and_replace_return_what_they_changed() {
 #[test]
 fn range_and_domain_detaches_are_one_change() {
     let devs = Attachments::new();
-    for sid in 0..64u32 {
-        devs.attach(sid, cfg(sid % 4));
+    for sid in 0..64u64 {
+        devs.attach(sid, cfg(sid as u32 % 4));
     }
     // SMMU CFGI_STE_RANGE over SIDs 16..32, then VT-d domain-selective for domain 3.
     let gone = devs.detach_where(|sid, _| sid >> 4 == 1);
@@ -79,7 +79,7 @@ fn readers_see_whole_configurations_while_writers_swap_them() {
                     for (sid, last) in last.iter_mut().enumerate() {
                         // Each configuration is whole (root matches domain), and a
                         // device's domain only grows (no old value after a new one).
-                        let domain = devs.with(sid as u32, |c| {
+                        let domain = devs.with(sid as u64, |c| {
                             let c = c.expect("every device stays attached");
                             assert_eq!(c.root, u64::from(c.domain) << 12);
                             c.domain
@@ -92,7 +92,7 @@ fn readers_see_whole_configurations_while_writers_swap_them() {
         }
         s.spawn(|| {
             for round in 1..2_000u32 {
-                let sid = round % 8;
+                let sid = u64::from(round % 8);
                 let before = devs.attach(sid, cfg(round)).unwrap();
                 assert!(before.domain < round);
                 assert_eq!(devs.get(sid).unwrap().domain, round);

@@ -1,0 +1,151 @@
+//! [`UnitCache`]: what a VT-d and an SMMUv3 unit share in front of their walks: the
+//! device → configuration cache (what the chain from a requester to its tables
+//! decoded) and the IOTLB, filled and invalidated coherently.
+//!
+//! A translation for a device (a config key: the requester, and its PASID /
+//! SubstreamID where it has one):
+//! 1. reads the cached configuration and, if there is one, looks the page up in the
+//!    IOTLB under the configuration's tag: a hit that allows the access is the answer
+//!    (no lock, nothing written);
+//! 2. otherwise takes a fill ticket, then walks the chain (if no configuration is
+//!    cached: it caches the one it decoded, and drops it again if an invalidation
+//!    started meanwhile), then the tables, and caches the leaf under the ticket.
+//!
+//! A configuration invalidation (VT-d context-cache, PASID-cache; SMMU CFGI_*)
+//! withdraws the fills in flight, drops the configurations it names, then invalidates
+//! their IOTLB entries, in that order ([`UnitCache::invalidate_configs`]). Why no stale
+//! configuration survives: a fill caches a configuration under the same writers' lock
+//! that the invalidation drops it under, and checks its ticket after it; if it came
+//! after the drop, it sees the withdrawal (which happened before the drop) and takes it
+//! out again; if before, the drop removes it. A fill that read a stale configuration
+//! after the withdrawal caches its leaf only if no invalidation started since its
+//! ticket: the invalidation's IOTLB step comes after, so it removes or refuses it.
+
+use crate::access::{Access, Perms};
+use crate::attach::Attachments;
+use crate::iotlb::{FillTicket, Iotlb, IotlbEntry, IotlbKey, Selector};
+use crate::translate::Mapping;
+use pgtable_core::Translation;
+use std::fmt;
+use std::sync::Arc;
+
+/// What a unit's chain walk decoded for one device, as the cache needs it.
+pub trait DeviceConfig: Send + Sync + 'static {
+    /// The tag the IOTLB files this device's translations under (VT-d DID; SMMU
+    /// `vmid << 16 | asid`).
+    fn tag(&self) -> u32;
+}
+
+/// A translation request: which device, which page, which access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The configuration cache's key for the device (see [`UnitCache`]).
+    pub device: u64,
+    /// The requester (VT-d source id, SMMU StreamID), as the IOTLB keys it.
+    pub source: u32,
+    /// The PASID / SubstreamID, if the request carries one.
+    pub pasid: Option<u32>,
+    /// The input address.
+    pub iova: u64,
+    /// What it asks for.
+    pub access: Access,
+}
+
+/// The device → configuration cache and the IOTLB of one unit.
+pub struct UnitCache<C> {
+    configs: Attachments<C>,
+    iotlb: Iotlb,
+}
+
+impl<C> fmt::Debug for UnitCache<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnitCache")
+            .field("configs", &self.configs)
+            .field("iotlb", &self.iotlb)
+            .finish()
+    }
+}
+
+impl<C: DeviceConfig> UnitCache<C> {
+    /// An empty cache with an IOTLB of `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        UnitCache {
+            configs: Attachments::new(),
+            iotlb: Iotlb::new(capacity),
+        }
+    }
+
+    /// The IOTLB (for the unit's IOTLB invalidations).
+    pub fn iotlb(&self) -> &Iotlb {
+        &self.iotlb
+    }
+
+    /// The cached configurations (to inspect them).
+    pub fn configs(&self) -> &Attachments<C> {
+        &self.configs
+    }
+
+    /// Translates `req`: an IOTLB hit, or `chain` (device → configuration, called only
+    /// when none is cached) then `walk` (configuration → leaf) on a miss. The leaf is
+    /// cached at 4 KiB granularity with what it grants ([`Perms::from_prot`]).
+    ///
+    /// # Errors
+    /// Whatever `chain` or `walk` report (the unit's fault records).
+    pub fn translate<E>(
+        &self,
+        req: &Request,
+        chain: impl FnOnce() -> Result<C, E>,
+        walk: impl FnOnce(&C) -> Result<Translation, E>,
+    ) -> Result<Mapping, E> {
+        let hit = self.configs.with(req.device, |c| {
+            let key = IotlbKey::new(req.source, req.pasid, c?.tag(), req.iova);
+            self.iotlb
+                .lookup(&key)
+                .filter(|e| e.perms.allows(req.access))
+        });
+        if let Some(e) = hit {
+            return Ok(Mapping::of_entry(req.iova, &e));
+        }
+        let ticket = self.iotlb.begin_fill();
+        let config = match self.configs.get(req.device) {
+            Some(c) => c,
+            None => self.cache_config(req.device, chain()?, &ticket),
+        };
+        let t = walk(&config)?;
+        let size_shift = t.size.trailing_zeros() as u8;
+        let leaf_pa = t.pa.0 - (req.iova & (t.size - 1));
+        let entry =
+            IotlbEntry::piece_of_leaf(leaf_pa, size_shift, req.iova, Perms::from_prot(t.prot));
+        let key = IotlbKey::new(req.source, req.pasid, config.tag(), req.iova);
+        self.iotlb.insert(ticket, &key, entry);
+        Ok(Mapping::of_entry(req.iova, &entry))
+    }
+
+    /// Caches `config` for `device`, unless an invalidation started since `ticket`.
+    fn cache_config(&self, device: u64, config: C, ticket: &FillTicket) -> Arc<C> {
+        let config = Arc::new(config);
+        self.configs.attach(device, config.clone());
+        if !self.iotlb.ticket_current(ticket) {
+            // It may predate the invalidation: take it out again (only if it is still
+            // the one cached here), and use it for this request only.
+            self.configs
+                .detach_where(|d, c| d == device && std::ptr::eq(c, &*config));
+        }
+        config
+    }
+
+    /// A configuration invalidation: drops the cached configurations `which` selects
+    /// (by device key), then the IOTLB entries `entries` selects, coherently with
+    /// fills in flight (see the module documentation). Returns the configurations
+    /// dropped.
+    pub fn invalidate_configs(
+        &self,
+        which: impl FnMut(u64, &C) -> bool,
+        entries: &Selector,
+    ) -> usize {
+        self.iotlb.withdraw_fills();
+        let gone = self.configs.detach_where(which).len();
+        self.iotlb.invalidate(entries);
+        gone
+    }
+}
