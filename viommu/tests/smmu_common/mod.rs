@@ -48,10 +48,15 @@ impl Guest {
         self.alloc(K4, K4)
     }
 
-    /// Table pages for a [`TableWriter`], addressed physically.
+    /// 4 KiB table pages for a [`TableWriter`], addressed physically.
     pub fn pages(&self) -> impl FnMut() -> Option<WriterPage> + '_ {
+        self.pages_of(K4)
+    }
+
+    /// Table pages of `bytes` (the granule) for a [`TableWriter`].
+    pub fn pages_of(&self, bytes: u64) -> impl FnMut() -> Option<WriterPage> + '_ {
         move || {
-            let pa = self.page();
+            let pa = self.alloc(bytes, bytes);
             Some(WriterPage {
                 pa: PhysAddr(pa),
                 pointer: pa,
