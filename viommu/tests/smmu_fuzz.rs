@@ -70,7 +70,7 @@ fn random_memory_and_registers() {
             // Mostly small pointer-like values into the RAM, with random low bits.
             let w: u64 = match rng.gen_range(0..3) {
                 0 => rng.r#gen(),
-                1 => RAM + rng.gen_range(0..1 << 20) | rng.gen_range(0..8),
+                1 => (RAM + rng.gen_range(0..1 << 20)) | rng.gen_range(0..8),
                 _ => rng.r#gen::<u64>() & 0xF800_0000_0000_0FFF | (RAM + rng.gen_range(0..1 << 20)),
             };
             g.mem.write_u64(pa, w).unwrap();
@@ -110,7 +110,7 @@ fn random_commands() {
         }
         if rng.gen_bool(0.5) {
             // MSI addresses into the RAM now and then.
-            words[1] = words[1] & !((1 << 52) - 1) | RAM + rng.gen_range(0..1 << 20);
+            words[1] = words[1] & !((1 << 52) - 1) | (RAM + rng.gen_range(0..1 << 20));
         }
         let _ = unit.command(words);
         let _ = unit.translate(rng.gen_range(0..16), None, rng.r#gen(), Access::READ);
@@ -260,7 +260,7 @@ fn mutated_chains_and_tables() {
                     0 => old ^ 1 << rng.gen_range(0..64),
                     1 => rng.r#gen(),
                     2 => 0,
-                    _ => RAM + rng.gen_range(0..4u64 << 20) | old & 0xFFF,
+                    _ => (RAM + rng.gen_range(0..4u64 << 20)) | old & 0xFFF,
                 };
                 g.write(pa, &[new]);
             }
