@@ -514,6 +514,7 @@ pub struct CacheStats {
 impl<V: ViewMemory> Inner<V> {
     /// Puts a fault's event into the queue if it is to be recorded; updates
     /// `recorded` with whether it was.
+    #[cold]
     fn report(&self, f: &mut SmmuFault) {
         let Some(event) = f.event.filter(|_| f.recorded) else {
             f.recorded = false;

@@ -458,7 +458,10 @@ impl<V: ViewMemory> Inner<V> {
         ContextDescriptor::decode(words).map_err(|e| ctx.decode(e, EventId::CBadCd))
     }
 
-    /// Walks the chain of `ctx`'s stream to its configuration.
+    /// Walks the chain of `ctx`'s stream to its configuration (rarely: out of line, so
+    /// the translation path stays small).
+    #[cold]
+    #[inline(never)]
     pub(super) fn chain(&self, ctx: &Ctx) -> Result<Config<V>, Miss> {
         let table = match self.stream_table() {
             Ok(Some(table)) => table,
@@ -563,7 +566,8 @@ impl<V: ViewMemory> Inner<V> {
         })
     }
 
-    /// Walks `config`'s tables for `ctx`.
+    /// Walks `config`'s tables for `ctx` (out of line: the IOTLB hit path stays small).
+    #[inline(never)]
     pub(super) fn walk(&self, config: &Config<V>, ctx: &Ctx) -> Result<Translation, Miss> {
         let input = ctx.iova;
         let in_ = |s2, record| WalkEvent {
