@@ -857,6 +857,10 @@ fn f_permission() {
         assert_eq!(fx.unit.events(), [want]);
     }
     let f = fx.unit.translate(SID, None, RO, priv_write).unwrap_err();
+    assert_eq!(
+        f.to_string(),
+        "F_PERMISSION (0x13) for StreamID 0x1, stage 1, CLASS IN, input 0x100000, level 3"
+    );
     // RnW 0 (write), PnU 1; InD for the fetch.
     assert_eq!(event(&f).encode()[1], 0x202_0000_0000);
     let f = fx.unit.translate(SID, None, XN, exec).unwrap_err();
