@@ -34,6 +34,13 @@ pub trait DeviceConfig: Send + Sync + 'static {
     /// The tag the IOTLB files this device's translations under (VT-d DID; SMMU
     /// `vmid << 16 | asid`).
     fn tag(&self) -> u32;
+
+    /// The PASID the IOTLB files a request carrying `requested` under: by default
+    /// that one; VT-d scalable mode files requests without PASID under the context
+    /// entry's RID_PASID, which PASID-based invalidations name.
+    fn iotlb_pasid(&self, requested: Option<u32>) -> Option<u32> {
+        requested
+    }
 }
 
 /// A translation request: which device, which page, which access.
@@ -98,7 +105,8 @@ impl<C: DeviceConfig> UnitCache<C> {
         walk: impl FnOnce(&C) -> Result<Translation, E>,
     ) -> Result<Mapping, E> {
         let hit = self.configs.with(req.device, |c| {
-            let key = IotlbKey::new(req.source, req.pasid, c?.tag(), req.iova);
+            let c = c?;
+            let key = IotlbKey::new(req.source, c.iotlb_pasid(req.pasid), c.tag(), req.iova);
             self.iotlb
                 .lookup(&key)
                 .filter(|e| e.perms.allows(req.access))
@@ -116,7 +124,12 @@ impl<C: DeviceConfig> UnitCache<C> {
         let leaf_pa = t.pa.0 - (req.iova & (t.size - 1));
         let entry =
             IotlbEntry::piece_of_leaf(leaf_pa, size_shift, req.iova, Perms::from_prot(t.prot));
-        let key = IotlbKey::new(req.source, req.pasid, config.tag(), req.iova);
+        let key = IotlbKey::new(
+            req.source,
+            config.iotlb_pasid(req.pasid),
+            config.tag(),
+            req.iova,
+        );
         self.iotlb.insert(ticket, &key, entry);
         Ok(Mapping::of_entry(req.iova, &entry))
     }
