@@ -4,12 +4,14 @@
 //!
 //! A translation for a device (a config key: the requester, and its PASID /
 //! SubstreamID where it has one):
-//! 1. reads the cached configuration and, if there is one, looks the page up in the
-//!    IOTLB under the configuration's tag: a hit that allows the access is the answer
-//!    (no lock, nothing written);
-//! 2. otherwise takes a fill ticket, then walks the chain (if no configuration is
-//!    cached: it caches the one it decoded, and drops it again if an invalidation
-//!    started meanwhile), then the tables, and caches the leaf under the ticket.
+//! 1. looks the page up in the IOTLB by requester, PASID and page (not by tag: no
+//!    configuration is read; an entry is current until an invalidation removes it, and
+//!    the guest invalidates a device's entries whenever it changes its configuration):
+//!    a hit that allows the access is the answer (no lock, nothing written);
+//! 2. otherwise takes a fill ticket, then reads the cached configuration or walks the
+//!    chain (caching the configuration it decoded, and dropping it again if an
+//!    invalidation started meanwhile), then the tables, and caches the leaf under the
+//!    configuration's tag with the ticket.
 //!
 //! A configuration invalidation (VT-d context-cache, PASID-cache; SMMU CFGI_*)
 //! withdraws the fills in flight, drops the configurations it names, then invalidates
@@ -34,13 +36,6 @@ pub trait DeviceConfig: Send + Sync + 'static {
     /// The tag the IOTLB files this device's translations under (VT-d DID; SMMU
     /// `vmid << 16 | asid`).
     fn tag(&self) -> u32;
-
-    /// The PASID the IOTLB files a request carrying `requested` under: by default
-    /// that one; VT-d scalable mode files requests without PASID under the context
-    /// entry's RID_PASID, which PASID-based invalidations name.
-    fn iotlb_pasid(&self, requested: Option<u32>) -> Option<u32> {
-        requested
-    }
 }
 
 /// A translation request: which device, which page, which access.
@@ -104,32 +99,35 @@ impl<C: DeviceConfig> UnitCache<C> {
         chain: impl FnOnce() -> Result<C, E>,
         walk: impl FnOnce(&C) -> Result<Translation, E>,
     ) -> Result<Mapping, E> {
-        let hit = self.configs.with(req.device, |c| {
-            let c = c?;
-            let key = IotlbKey::new(req.source, c.iotlb_pasid(req.pasid), c.tag(), req.iova);
-            self.iotlb
-                .lookup(&key)
-                .filter(|e| e.perms.allows(req.access))
-        });
-        if let Some(e) = hit {
-            return Ok(Mapping::of_entry(req.iova, &e));
+        // The hit path reads no configuration: an entry is current until invalidated
+        // (see `Iotlb::lookup_untagged`).
+        if let Some((_, e)) = self.iotlb.lookup_untagged(req.source, req.pasid, req.iova) {
+            if e.perms.allows(req.access) {
+                return Ok(Mapping::of_entry(req.iova, &e));
+            }
         }
         let ticket = self.iotlb.begin_fill();
-        let config = match self.configs.get(req.device) {
-            Some(c) => c,
-            None => self.cache_config(req.device, chain()?, &ticket),
+        // The cached configuration is borrowed, not cloned (no reference count to
+        // bounce between the device's threads).
+        let mut walk = Some(walk);
+        let cached = self.configs.with(req.device, |c| {
+            let c = c?;
+            let walk = walk.take()?;
+            Some((walk(c), c.tag()))
+        });
+        let (t, tag) = match cached {
+            Some((walked, tag)) => (walked?, tag),
+            None => {
+                let config = self.cache_config(req.device, chain()?, &ticket);
+                let walk = walk.take().expect("the walk runs once");
+                (walk(&config)?, config.tag())
+            }
         };
-        let t = walk(&config)?;
         let size_shift = t.size.trailing_zeros() as u8;
         let leaf_pa = t.pa.0 - (req.iova & (t.size - 1));
         let entry =
             IotlbEntry::piece_of_leaf(leaf_pa, size_shift, req.iova, Perms::from_prot(t.prot));
-        let key = IotlbKey::new(
-            req.source,
-            config.iotlb_pasid(req.pasid),
-            config.tag(),
-            req.iova,
-        );
+        let key = IotlbKey::new(req.source, req.pasid, tag, req.iova);
         self.iotlb.insert(ticket, &key, entry);
         Ok(Mapping::of_entry(req.iova, &entry))
     }

@@ -204,10 +204,6 @@ impl<V: ViewMemory> DeviceConfig for VtdConfig<V> {
     fn tag(&self) -> u32 {
         u32::from(self.did)
     }
-
-    fn iotlb_pasid(&self, requested: Option<u32>) -> Option<u32> {
-        requested.or(self.pasid)
-    }
 }
 
 /// Why the chain stopped, before any record is made.
@@ -718,15 +714,21 @@ impl<V: ViewMemory> VtdUnit<V> {
                 };
             }
             InvalidationDescriptor::PasidIotlb { did, pasid, scope } => {
-                let tlb = self.cache.iotlb();
-                match scope {
-                    PasidIotlbScope::Pasid => tlb.invalidate_tag_pasid(u32::from(did), pasid),
-                    PasidIotlbScope::Page { addr, am, .. } => tlb.invalidate_tag_pasid_range(
-                        u32::from(did),
-                        pasid,
-                        PageRange::aligned(addr.0, u32::from(am)),
-                    ),
+                // Requests without PASID use their context entry's RID_PASID, which may
+                // be this one: their entries of the domain go too (the IOTLB files them
+                // without a PASID).
+                let pages = match scope {
+                    PasidIotlbScope::Pasid => PageRange::ALL,
+                    PasidIotlbScope::Page { addr, am, .. } => {
+                        PageRange::aligned(addr.0, u32::from(am))
+                    }
                 };
+                let sel = Selector::ALL.tag(u32::from(did)).pages(pages);
+                let tlb = self.cache.iotlb();
+                tlb.invalidate(&sel.pasid(PasidMatch::Is(pasid)));
+                if self.rid_pasid_in_use(did, pasid) {
+                    tlb.invalidate(&sel.pasid(PasidMatch::Without));
+                }
             }
             InvalidationDescriptor::DeviceTlb {
                 sid, size, addr, ..
@@ -754,6 +756,17 @@ impl<V: ViewMemory> VtdUnit<V> {
             // Interrupt-entry cache and wait descriptors touch no translation.
             _ => {}
         }
+    }
+
+    /// Whether a cached configuration of domain `did` serves requests without PASID
+    /// through RID_PASID `pasid` (a PASID-based invalidation of `pasid` then concerns
+    /// them too).
+    fn rid_pasid_in_use(&self, did: u16, pasid: u32) -> bool {
+        self.cache
+            .configs()
+            .snapshot()
+            .iter()
+            .any(|(key, c)| key >> 16 == 0 && c.did == did && c.pasid == Some(pasid))
     }
 
     /// The translator of one device (and PASID), for [`crate::vmm::IommuBridge`].
