@@ -12,6 +12,7 @@
 //! mapping, I/O), 2 bad arguments. Errors are one line on stderr.
 
 mod args;
+mod chain;
 mod decode;
 mod domain;
 mod dump;
