@@ -45,6 +45,9 @@ pub struct RunConfig {
     pub run_s: f64,
     /// Whether the locked design ran too (`--compare`).
     pub compare: bool,
+    /// Whether dirty tracking ran (`--dirty`); absent from the JSON when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
 }
 
 /// How calls were timed.
@@ -71,11 +74,24 @@ pub struct Latencies {
     pub iova_free: Latency,
     /// Whole dump-and-check passes of the dumper; absent without one.
     pub dump_pass: Option<Latency>,
+    /// With `--dirty`: the devices' page writes (`mark_dirty`); absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dma_write: Option<Latency>,
+    /// With `--dirty`: whole read-and-clear passes of the migration thread over its
+    /// window; absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_pass: Option<Latency>,
 }
 
 impl Latencies {
-    /// The summaries of the queues' merged `times` and the dumper's `passes`.
-    pub fn new(times: &CallTimes, passes: Option<&Histogram<u64>>) -> Self {
+    /// The summaries of the queues' merged `times`, the dumper's `passes`, and with
+    /// dirty tracking the migration thread's `migration` passes (the devices' writes are
+    /// then reported too).
+    pub fn new(
+        times: &CallTimes,
+        passes: Option<&Histogram<u64>>,
+        migration: Option<&Histogram<u64>>,
+    ) -> Self {
         let of = |c| Latency::of(times.get(c));
         Latencies {
             map: of(Call::Map),
@@ -84,6 +100,8 @@ impl Latencies {
             iova_alloc: of(Call::IovaAlloc),
             iova_free: of(Call::IovaFree),
             dump_pass: passes.map(Latency::of),
+            dma_write: migration.map(|_| of(Call::DmaWrite)),
+            migration_pass: migration.map(Latency::of),
         }
     }
 
@@ -93,13 +111,54 @@ impl Latencies {
             (Call::Map.name(), &self.map),
             (Call::Unmap.name(), &self.unmap),
             (Call::Translate.name(), &self.translate),
-            (Call::IovaAlloc.name(), &self.iova_alloc),
-            (Call::IovaFree.name(), &self.iova_free),
         ];
+        if let Some(w) = &self.dma_write {
+            v.push((Call::DmaWrite.name(), w));
+        }
+        v.push((Call::IovaAlloc.name(), &self.iova_alloc));
+        v.push((Call::IovaFree.name(), &self.iova_free));
         if let Some(d) = &self.dump_pass {
             v.push(("dump pass", d));
         }
+        if let Some(m) = &self.migration_pass {
+            v.push(("migration pass", m));
+        }
         v
+    }
+}
+
+/// What dirty tracking (`--dirty`) counted in one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirtyReport {
+    /// Pages the devices' writes made dirty: each write that found its leaf clean, times
+    /// the granules of the leaf (a dirty leaf reports all of them).
+    pub dirtied_pages: u64,
+    /// Pages read-and-clear reported, by the migration passes and the unmaps'
+    /// harvests, those after the queues stopped (teardown, a final pass) included.
+    pub reported_pages: u64,
+    /// Of those, the pages the unmaps' harvests reported.
+    pub harvested_pages: u64,
+    /// Pages reported while the queues ran.
+    pub reported_in_run: u64,
+    /// `reported_in_run` per second of the run.
+    pub dirty_pages_per_s: f64,
+    /// Whole migration passes over the window while the queues ran.
+    pub migration_passes: u64,
+    /// IOTLB invalidations the passes issued (one per pass that found a dirty page).
+    pub invalidations: u64,
+    /// Bytes those invalidations covered.
+    pub invalidated_bytes: u64,
+    /// First IOVA of the window a pass reads and clears.
+    pub window_start: u64,
+    /// Bytes of that window.
+    pub window_bytes: u64,
+}
+
+impl DirtyReport {
+    /// Whether every page dirtied was reported exactly once: fewer reported means a
+    /// write was lost, more that one was reported twice (or invented).
+    pub fn exact(&self) -> bool {
+        self.dirtied_pages == self.reported_pages
     }
 }
 
@@ -165,6 +224,9 @@ pub struct RunReport {
     pub leaves_checked: u64,
     /// Per-call latency distributions.
     pub latency: Latencies,
+    /// With `--dirty`, what dirty tracking counted; absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirty: Option<DirtyReport>,
     /// Errors of any kind.
     pub errors: u64,
     /// The first error messages.
@@ -189,6 +251,9 @@ impl RunReport {
         self.writes_per_s = (self.maps + self.unmaps) as f64 / secs;
         self.iova_hit_percent =
             100.0 * self.iova_hits as f64 / (self.iova_hits + self.iova_misses).max(1) as f64;
+        if let Some(d) = &mut self.dirty {
+            d.dirty_pages_per_s = d.reported_in_run as f64 / secs;
+        }
     }
 }
 
@@ -415,6 +480,49 @@ fn compare_table(runs: &[RunReport]) -> String {
     table(&header, &rows, 3)
 }
 
+/// The dirty-tracking table: one row per run (the main job's, or every run with
+/// `--compare`).
+fn dirty_table(runs: &[&RunReport], compare: bool) -> String {
+    let mut header = vec!["format"];
+    if compare {
+        header.extend(["design", "dumper"]);
+    }
+    header.extend([
+        "dirty pages/s",
+        "dirtied",
+        "reported",
+        "by unmaps",
+        "passes",
+        "pass p50",
+        "pass max",
+        "window",
+    ]);
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .filter_map(|r| Some((r, r.dirty.as_ref()?)))
+        .map(|(r, d)| {
+            let mut row = vec![r.format.to_string()];
+            if compare {
+                row.push(r.design.name().to_string());
+                row.push(if r.dumper { "on" } else { "off" }.to_string());
+            }
+            let pass = r.latency.migration_pass.as_ref();
+            row.extend([
+                si(d.dirty_pages_per_s),
+                d.dirtied_pages.to_string(),
+                d.reported_pages.to_string(),
+                d.harvested_pages.to_string(),
+                d.migration_passes.to_string(),
+                pass.map_or_else(|| "-".into(), |p| duration(p.p50_ns)),
+                pass.map_or_else(|| "-".into(), |p| duration(p.max_ns)),
+                bytes(d.window_bytes),
+            ]);
+            row
+        })
+        .collect();
+    table(&header, &rows, if compare { 3 } else { 1 })
+}
+
 /// The spans of the runs: one size, or one per format when they differ.
 fn spans(runs: &[&RunReport]) -> String {
     let first = runs.first().map_or(0, |r| r.span_bytes);
@@ -436,10 +544,15 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "iommu-pt simulate: {} device queue{} per domain, each keeping up to {} mapped, \
-         and 1 debugfs dumper; {} run{} of {:.2} s\n",
+         and 1 debugfs dumper{}; {} run{} of {:.2} s\n",
         c.threads,
         if c.threads == 1 { "" } else { "s" },
         spans(&main),
+        if c.dirty {
+            " and 1 migration thread"
+        } else {
+            ""
+        },
         report.runs.len(),
         if report.runs.len() == 1 { "" } else { "s" },
         c.run_s
@@ -458,6 +571,19 @@ pub fn render(report: &Report) -> String {
         );
         out.push_str(&compare_table(&report.runs));
     }
+    if c.dirty {
+        out.push_str(
+            "\nDirty tracking (devices write their writable buffers; a migration thread \
+             reads and clears the window pass after pass; each unmap harvests its buffer \
+             first):\n",
+        );
+        let runs: Vec<&RunReport> = if c.compare {
+            report.runs.iter().collect()
+        } else {
+            main.clone()
+        };
+        out.push_str(&dirty_table(&runs, c.compare));
+    }
     out.push_str(
         "\nmaps/s, unmaps/s: buffers of 4K to 2M (a table span) per second, all queues; \
          translations/s: pages the devices translated.\n\
@@ -473,6 +599,17 @@ pub fn render(report: &Report) -> String {
              same design without the dumper.\n",
         );
     }
+    if c.dirty {
+        out.push_str(
+            "dirty pages/s: pages reported per second while the queues ran; dirtied: pages \
+             the devices' writes made dirty; reported: pages read-and-clear reported, by the \
+             passes and by unmaps (with the teardown's and a final pass's).\n\
+             a pass reads and clears the window below the allocator's limit in table-span \
+             chunks, each excluding the maps and unmaps (a dirty clear is a mutator), then \
+             invalidates what it found dirty; unmap times include the harvest; dma write is \
+             the device's write of a page (mark_dirty).\n",
+        );
+    }
     let waited = report
         .runs
         .iter()
@@ -485,6 +622,29 @@ pub fn render(report: &Report) -> String {
              (a busy machine, or fewer CPUs than queues and the dumper); throughput, and \
              the dumper's cost to it, include that wait."
         );
+    }
+    if c.dirty {
+        let dirty: Vec<&DirtyReport> = report
+            .runs
+            .iter()
+            .filter_map(|r| r.dirty.as_ref())
+            .collect();
+        let inexact = dirty.iter().filter(|d| !d.exact()).count();
+        if inexact == 0 {
+            let pages: u64 = dirty.iter().map(|d| d.dirtied_pages).sum();
+            let _ = writeln!(
+                out,
+                "dirty tracking: {pages} pages dirtied and {pages} reported; every page the \
+                 devices wrote was reported exactly once."
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "dirty tracking: the pages dirtied and reported differ in {inexact} run{}: \
+                 FAILED.",
+                if inexact == 1 { "" } else { "s" }
+            );
+        }
     }
     if report.errors == 0 {
         out.push_str(
@@ -505,10 +665,22 @@ pub fn render(report: &Report) -> String {
 
 /// One paragraph per run with its details (more than the tables hold).
 pub fn details(r: &RunReport) -> String {
+    let dirty = r.dirty.as_ref().map_or_else(String::new, |d| {
+        format!(
+            "; {} pages dirtied, {} reported ({} by unmaps) in {} migration passes, {} \
+             invalidations of {} MiB",
+            d.dirtied_pages,
+            d.reported_pages,
+            d.harvested_pages,
+            d.migration_passes,
+            d.invalidations,
+            d.invalidated_bytes >> 20
+        )
+    });
     format!(
         "{} ({}, dumper {}): {} buffers mapped and {} unmapped by {} queues in {:.2} s, \
          {} pages translated, {} MiB invalidated, {} leaves checked in {} dumps; IOVA \
-         cache {} hits, {} misses",
+         cache {} hits, {} misses{}",
         r.format,
         r.design.name(),
         if r.dumper { "on" } else { "off" },
@@ -521,7 +693,8 @@ pub fn details(r: &RunReport) -> String {
         r.leaves_checked,
         r.dump_passes,
         r.iova_hits,
-        r.iova_misses
+        r.iova_misses,
+        dirty
     )
 }
 
@@ -573,7 +746,10 @@ mod tests {
                 iova_alloc: lat.clone(),
                 iova_free: lat.clone(),
                 dump_pass: dumper.then(|| lat.clone()),
+                dma_write: None,
+                migration_pass: None,
             },
+            dirty: None,
             errors: 0,
             messages: vec![],
             writer_times: h,
@@ -590,6 +766,7 @@ mod tests {
                 duration_s: 1.0,
                 run_s: 1.0,
                 compare,
+                dirty: false,
             },
             Machine::detect(),
             Clock {
@@ -687,7 +864,7 @@ mod tests {
         passes.record_n(700_415, 99).unwrap();
         passes.record(2_000_000_000).unwrap();
         let mut r = run("vtd-fs", Design::LockFree, true, 2000);
-        r.latency = Latencies::new(&times, Some(&passes));
+        r.latency = Latencies::new(&times, Some(&passes), None);
         let l = &r.latency;
         assert_eq!(
             (l.map.p50_ns, l.map.p99_ns, l.map.p99_9_ns),
