@@ -981,4 +981,150 @@ mod tests {
         assert!(text.contains("errors: 3 (wrong translations"), "{text}");
         assert!(text.contains("FAILED"), "{text}");
     }
+
+    /// `r` with dirty tracking: `dirtied` pages dirtied, `reported` reported (a quarter
+    /// by unmaps) of which 200k while running for one second, 40 passes of 1..=1000 ns.
+    fn with_dirt(mut r: RunReport, dirtied: u64, reported: u64) -> RunReport {
+        let mut passes = histogram();
+        for v in 1..=1000 {
+            passes.record(v).unwrap();
+        }
+        let mut times = CallTimes::default();
+        times.record(Call::DmaWrite, 50);
+        r.latency.dma_write = Some(Latency::of(times.get(Call::DmaWrite)));
+        r.latency.migration_pass = Some(Latency::of(&passes));
+        r.dirty = Some(DirtyReport {
+            dirtied_pages: dirtied,
+            reported_pages: reported,
+            harvested_pages: reported / 4,
+            reported_in_run: 200_000,
+            dirty_pages_per_s: 0.0,
+            migration_passes: 40,
+            invalidations: 30,
+            invalidated_bytes: 3 << 20,
+            window_start: (1 << 48) - (64 << 20),
+            window_bytes: 64 << 20,
+        });
+        r.derive();
+        r
+    }
+
+    fn dirty_report(runs: Vec<RunReport>, compare: bool) -> Report {
+        let mut rep = report(runs, compare);
+        rep.config.dirty = true;
+        rep
+    }
+
+    #[test]
+    fn dirty_tracking_has_its_table_rows_and_verdict() {
+        let r = with_dirt(
+            run("vtd-ss", Design::LockFree, true, 2000),
+            123_456,
+            123_456,
+        );
+        assert_eq!(r.dirty.as_ref().unwrap().dirty_pages_per_s, 200_000.0);
+        let text = render(&dirty_report(vec![r], false));
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains("and 1 debugfs dumper and 1 migration thread;"),
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("Dirty tracking ("))
+            .unwrap_or_else(|| panic!("no dirty table in\n{text}"));
+        let header: Vec<&str> = lines[at + 1]
+            .split("  ")
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            header.iter().map(|c| c.trim()).collect::<Vec<_>>(),
+            [
+                "format",
+                "dirty pages/s",
+                "dirtied",
+                "reported",
+                "by unmaps",
+                "passes",
+                "pass p50",
+                "pass max",
+                "window"
+            ]
+        );
+        let row: Vec<&str> = lines[at + 2].split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "vtd-ss", "200k", "123456", "123456", "30864", "40", "500ns", "1.00µs", "64M"
+            ]
+        );
+        // The device's write and the pass among the latency rows.
+        assert!(text.contains("vtd-ss  dma write "), "{text}");
+        assert!(text.contains("vtd-ss  migration pass "), "{text}");
+        assert!(
+            text.contains(
+                "dirty tracking: 123456 pages dirtied and 123456 reported; every page the \
+                 devices wrote was reported exactly once."
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dirty_counts_that_differ_fail_and_compare_shows_every_run() {
+        let runs = vec![
+            with_dirt(run("arm-s2", Design::LockFree, false, 2000), 10, 10),
+            with_dirt(run("arm-s2", Design::LockFree, true, 2000), 10, 11),
+            with_dirt(run("arm-s2", Design::Locked, false, 2000), 10, 9),
+            with_dirt(run("arm-s2", Design::Locked, true, 2000), 0, 0),
+        ];
+        let text = render(&dirty_report(runs, true));
+        assert!(
+            text.contains(
+                "dirty tracking: the pages dirtied and reported differ in 2 runs: FAILED."
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("exactly once"), "{text}");
+        let at = text.find("Dirty tracking (").unwrap();
+        let rows: Vec<Vec<&str>> = text[at..]
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows.len(), 4, "{text}");
+        assert_eq!(
+            rows[1][..6],
+            ["arm-s2", "lock-free", "on", "200k", "10", "11"]
+        );
+        assert_eq!(rows[2][..6], ["arm-s2", "locked", "off", "200k", "10", "9"]);
+    }
+
+    #[test]
+    fn without_dirty_tracking_nothing_of_it_shows() {
+        let rep = report(vec![run("vtd-fs", Design::LockFree, true, 2000)], false);
+        let text = render(&rep);
+        assert!(!text.to_lowercase().contains("dirty"), "{text}");
+        assert!(!text.contains("migration"), "{text}");
+        let v = serde_json::to_value(&rep).unwrap();
+        assert!(v["config"].get("dirty").is_none(), "{v}");
+        assert!(v["runs"][0].get("dirty").is_none(), "{v}");
+        assert!(v["runs"][0]["latency"].get("dma_write").is_none(), "{v}");
+        assert!(
+            v["runs"][0]["latency"].get("migration_pass").is_none(),
+            "{v}"
+        );
+        // With it, all of it does.
+        let r = with_dirt(run("vtd-fs", Design::LockFree, true, 2000), 5, 5);
+        let v = serde_json::to_value(dirty_report(vec![r], false)).unwrap();
+        assert_eq!(v["config"]["dirty"], true);
+        assert_eq!(v["runs"][0]["dirty"]["reported_pages"], 5);
+        assert_eq!(v["runs"][0]["dirty"]["dirty_pages_per_s"], 200_000.0);
+        assert_eq!(v["runs"][0]["latency"]["dma_write"]["p50_ns"], 50);
+        assert_eq!(v["runs"][0]["latency"]["migration_pass"]["max_ns"], 1000);
+    }
 }
