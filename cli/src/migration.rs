@@ -1,10 +1,12 @@
 //! Dirty tracking in the simulation (`--dirty`): the live-migration pass.
 //!
-//! With tracking on, the devices write every page of their writable buffers
-//! ([`PageTable::mark_dirty`], the hardware's atomic update), a migration thread reads
-//! and clears the dirty state of the queues' IOVA window pass after pass, and every
-//! unmap first harvests its buffer's dirty state, as VFIO's unmap with a dirty bitmap
-//! does (a write to a buffer unmapped before a pass reached it is otherwise lost). At
+//! With tracking on, the devices write every page of their writable buffers, and the
+//! first again for the completion status ([`PageTable::mark_dirty`], the hardware's
+//! atomic update; a write that finds its leaf clean counts the leaf's pages dirtied), a
+//! migration thread reads and clears the dirty state of the queues' IOVA window pass
+//! after pass, and every unmap first harvests its buffer's dirty state, as VFIO's unmap
+//! with a dirty bitmap does (a write to a buffer unmapped before a pass reached it is
+//! otherwise lost). At
 //! the end the pages the writes made dirty must equal the pages reported: each dirty
 //! period of a leaf ends in exactly one clear, and that clear reports the leaf's pages.
 //!

@@ -607,7 +607,8 @@ pub fn render(report: &Report) -> String {
              a pass reads and clears the window below the allocator's limit in table-span \
              chunks, each excluding the maps and unmaps (a dirty clear is a mutator), then \
              invalidates what it found dirty; unmap times include the harvest; dma write is \
-             the device's write of a page (mark_dirty).\n",
+             the device's write of a page (mark_dirty), each page of a writable buffer \
+             and its first again for the completion status.\n",
         );
     }
     let waited = report

@@ -16,7 +16,8 @@
 //! page by page and fill a whole last-level table, which their unmap then frees.
 //!
 //! With `--dirty` (see [`crate::migration`]), the device also writes every page of a
-//! buffer it may write, and each unmap first harvests the buffer's dirty state.
+//! buffer it may write, then its first page again (the completion status), and each
+//! unmap first harvests the buffer's dirty state.
 
 use crate::domain::Domain;
 use crate::latency::{self, Call, CallTimes};
@@ -414,23 +415,14 @@ pub fn device_queue<F: Format>(
                 }
             };
             if writes {
-                // The device writes through the translation: the hardware's atomic
-                // update of the leaf's dirty state. Taking the shared lock when locked,
-                // as the translation does, keeps the walk off freed tables there.
-                let w = times.timed(Call::DmaWrite, || {
-                    let _r = dom.reader();
-                    dom.pt.mark_dirty(Iova(at))
-                });
-                match w {
-                    // This write made the leaf dirty: all its pages will be reported.
-                    Ok(true) => q.tally.dirtied += leaf >> plan.granule_shift,
-                    // Already dirty: reported once, with the write that made it so.
-                    Ok(false) => {}
-                    Err(e) => sh
-                        .errors
-                        .report(|| format!("device write of {at:#x} (mark_dirty): {e}")),
-                }
+                dma_write(sh, at, leaf, &mut q.tally, &mut times);
             }
+        }
+        if writes {
+            // The completion status, written back into the buffer's first page after
+            // the data: mostly into a leaf still dirty, which counts nothing, unless a
+            // pass cleared it in between, when it counts (and is reported) again.
+            dma_write(sh, iova, granule, &mut q.tally, &mut times);
         }
         drop(s);
         q.tally.translations += pages;
@@ -451,6 +443,32 @@ pub fn device_queue<F: Format>(
         cpu,
         dirtied: q.tally.dirtied,
         harvested: q.tally.harvested,
+    }
+}
+
+/// The device writes at `at` through a translation to a leaf of `leaf` bytes: the
+/// hardware's atomic update of the leaf's dirty state. When locked it takes the shared
+/// lock, as the translation does, which keeps the walk off freed tables there.
+fn dma_write<F: Format>(
+    sh: &Shared<'_, F>,
+    at: u64,
+    leaf: u64,
+    tally: &mut Tally,
+    times: &mut CallTimes,
+) {
+    let dom = sh.dom;
+    let w = times.timed(Call::DmaWrite, || {
+        let _r = dom.reader();
+        dom.pt.mark_dirty(Iova(at))
+    });
+    match w {
+        // This write made the leaf dirty: all its pages will be reported.
+        Ok(true) => tally.dirtied += leaf >> sh.plan.granule_shift,
+        // Already dirty: reported once, with the write that made it so.
+        Ok(false) => {}
+        Err(e) => sh
+            .errors
+            .report(|| format!("device write of {at:#x} (mark_dirty): {e}")),
     }
 }
 

@@ -416,13 +416,11 @@ fn assert_dirty_exact(r: &Value) -> u64 {
         Some(n("migration_passes")),
         "{what}"
     );
-    // Each write to a clean leaf counts it dirty once: at most one page per write here
-    // (every leaf is one granule), and writes to pages written before count nothing.
+    // Each write to a clean leaf counts it dirty once, one page here (every leaf is one
+    // granule); the completion write-back into a buffer's first page mostly finds it
+    // still dirty and counts nothing, so there are fewer pages dirtied than writes.
     let writes = r["latency"]["dma_write"]["calls"].as_u64().unwrap();
-    assert!(
-        writes > 0 && dirtied <= writes,
-        "{what}: {writes} writes, {d}"
-    );
+    assert!(dirtied < writes, "{what}: {writes} writes, {d}");
     dirtied
 }
 
