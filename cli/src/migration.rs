@@ -21,9 +21,14 @@
 //!   a chunk, so a queue claims the one chunk of its map, or of its harvest and unmap,
 //!   and the migration thread claims the chunk it clears; each claim is one store to
 //!   the claimer's own cache line, and a queue waits only when its buffer is in the
-//!   chunk being cleared at that moment. (Per-queue mutexes that the migration thread
-//!   took all of, chunk after chunk, made every queue wait behind every chunk, for up
-//!   to milliseconds when the thread re-took them ahead of a parked queue.)
+//!   chunk being cleared at that moment. The thread first reads each chunk with
+//!   `NO_CLEAR`, unclaimed (it writes no entry, so it is a reader, like `walk`), and
+//!   claims only the chunks with something to clear. Claiming every chunk kept a claim
+//!   held nearly all the time the thread ran; on a machine with fewer free CPUs than
+//!   threads, each preemption of it then stalled any queue that needed its chunk for a
+//!   scheduler slice: 2 s runs lost 1.4 s that way, and half their maps.
+//!   (Per-queue mutexes that the migration thread took all of, chunk after chunk, were
+//!   worse still: every queue waited behind every chunk.)
 //! - locked design: the queues' maps and unmaps already hold the domain's lock
 //!   exclusively; the migration thread takes it shared for a whole pass, like the
 //!   dumper.
@@ -240,10 +245,22 @@ pub fn read_and_clear<F: Format>(
     page_size: u64,
     bitmap: &mut [u64],
 ) -> pgtable_core::Result<u64> {
+    read_dirty(pt, start, len, page_size, bitmap, DirtyFlags::empty())
+}
+
+/// [`read_and_clear`] with `flags`: with [`DirtyFlags::NO_CLEAR`], only reads.
+fn read_dirty<F: Format>(
+    pt: &PageTable<F, HostMemory>,
+    start: u64,
+    len: u64,
+    page_size: u64,
+    bitmap: &mut [u64],
+    flags: DirtyFlags,
+) -> pgtable_core::Result<u64> {
     let words = (len / page_size).div_ceil(64) as usize;
     let bitmap = &mut bitmap[..words];
     bitmap.fill(0);
-    pt.read_and_clear_dirty(Iova(start), len, page_size, bitmap, DirtyFlags::empty())?;
+    pt.read_and_clear_dirty(Iova(start), len, page_size, bitmap, flags)?;
     Ok(bitmap.iter().map(|w| u64::from(w.count_ones())).sum())
 }
 
@@ -257,7 +274,8 @@ fn set_span(bitmap: &[u64]) -> Option<(u64, u64)> {
     ))
 }
 
-/// One pass over the window: each chunk read and cleared under its claim, then one
+/// One pass over the window: each chunk read and cleared (in the lock-free design,
+/// read first and, if anything is dirty, cleared under its claim), then one
 /// "invalidation" of the IOTLB over what was dirty (a counted no-op, as the queues'
 /// gather ranges are: the emulated hardware caches nothing). Stops early when `stop`
 /// is set; returns whether it covered the whole window. Every page it reports is
@@ -276,10 +294,19 @@ pub fn pass<F: Format>(
             complete = false;
             break;
         }
-        let mut clear = || read_and_clear(pt, start, len, tr.page_size, bitmap);
         let reported = match &tr.claims {
-            Some(c) => c.clearing(start, clear),
-            None => clear(),
+            Some(claims) => {
+                // A page dirtied after this read waits for the next pass or its
+                // unmap's harvest; an error shows again in the clear.
+                let seen = read_dirty(pt, start, len, tr.page_size, bitmap, DirtyFlags::NO_CLEAR);
+                if matches!(seen, Ok(0)) {
+                    continue;
+                }
+                claims.clearing(start, || {
+                    read_and_clear(pt, start, len, tr.page_size, bitmap)
+                })
+            }
+            None => read_and_clear(pt, start, len, tr.page_size, bitmap),
         };
         let span = set_span(&bitmap[..tr.words(len)]);
         match reported {
