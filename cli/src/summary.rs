@@ -620,8 +620,13 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "note: the device queues waited for a CPU up to {waited:.0}% of their run time \
-             (a busy machine, or fewer CPUs than queues and the dumper); throughput, and \
-             the dumper's cost to it, include that wait."
+             (a busy machine, or fewer CPUs than {}); throughput, and the dumper's cost to \
+             it, include that wait.",
+            if c.dirty {
+                "queues, the dumper and the migration thread"
+            } else {
+                "queues and the dumper"
+            }
         );
     }
     if c.dirty {
@@ -1064,6 +1069,14 @@ mod tests {
         );
         // The device's write and the pass among the latency rows.
         assert!(text.contains("vtd-ss  dma write "), "{text}");
+        // With a CPU-starved machine, the note names the migration thread too.
+        let mut r = with_dirt(run("vtd-ss", Design::LockFree, true, 2000), 1, 1);
+        r.cpu_wait_percent = Some(30.0);
+        let starved = render(&dirty_report(vec![r], false));
+        assert!(
+            starved.contains("fewer CPUs than queues, the dumper and the migration thread)"),
+            "{starved}"
+        );
         assert!(text.contains("vtd-ss  migration pass "), "{text}");
         assert!(
             text.contains(
