@@ -15,7 +15,7 @@
 //! and unmaps. The core reports a leaf from its load, before the atomic clear, so two
 //! clears of one dirty leaf racing each other both report it (without exclusion, runs
 //! of a few seconds report a few pages twice on every format); and on Arm stage 1 a
-//! clear (setting AP[2]) landing on an entry an unmap just zeroed leaves a stray bit
+//! clear (setting `AP[2]`) landing on an entry an unmap just zeroed leaves a stray bit
 //! behind. iommufd serialises the two with `iova_rwsem`; here:
 //! - lock-free design: [`Claims`], a range lock at chunk granularity. No buffer crosses
 //!   a chunk, so a queue claims the one chunk of its map, or of its harvest and unmap,
