@@ -66,7 +66,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "TIME", default_value = "5", value_parser = parse_duration)]
     pub duration: Duration,
     /// Device queues (writer threads) per domain [default: one per CPU but one, which
-    /// is left to the dumper]
+    /// is left to the dumper; with --dirty, but two, one for the migration thread]
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// IOVA space each queue keeps mapped: it maps buffers until this much is in
@@ -80,6 +80,13 @@ pub struct SimulateArgs {
     /// without the dumper: four runs per format in the same --duration
     #[arg(long)]
     pub compare: bool,
+    /// Track dirty pages, as live migration does: the devices write every page of
+    /// their writable buffers, a migration thread reads and clears the dirty state of
+    /// the queues' IOVA window pass after pass, and each unmap first harvests its
+    /// buffer's. Adds dirty pages/s and the pass time to the summary; the run fails
+    /// unless every page written was reported exactly once
+    #[arg(long)]
+    pub dirty: bool,
     /// Draw the writers' latency distributions (map and unmap calls) of every run, one
     /// panel per format, as an SVG file
     #[arg(long, value_name = "FILE.svg")]

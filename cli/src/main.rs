@@ -3,7 +3,8 @@
 //! - `iommu-pt` / `iommu-pt simulate`: the main job, a DMA workload on every format with
 //!   a debugfs-style reader dumping the tables concurrently, ending in throughput and
 //!   per-call latency percentiles; `--compare` runs the per-domain-lock design beside
-//!   it, `--plot` draws the distributions, `--json` prints every figure for scripts;
+//!   it, `--dirty` adds dirty tracking and a migration pass, `--plot` draws the
+//!   distributions, `--json` prints every figure for scripts;
 //! - `iommu-pt dump`: a table built from `--map`s, its dump and hardware registers, and
 //!   optionally a memory image of it;
 //! - `iommu-pt decode`: translations and faults of tables in a raw memory image.
@@ -20,6 +21,7 @@ mod error;
 mod formats;
 mod latency;
 mod machine;
+mod migration;
 mod plot;
 mod schedstat;
 mod simulate;
