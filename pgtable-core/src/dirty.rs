@@ -11,7 +11,7 @@
 
 use crate::addr::Iova;
 use crate::error::{Error, Result};
-use crate::format::{BitOp, DirtyBits, Format};
+use crate::format::{DirtyBits, Format};
 use crate::level::Level;
 use crate::memory::TableMemory;
 use crate::sync::epoch;
