@@ -18,13 +18,18 @@ use viommu::memory::ImageMemory;
 /// Bad configuration, an unreadable or malformed image, a root outside it, or tables
 /// that cannot be dumped (shared or cyclic).
 pub fn decode(args: &DecodeArgs) -> Result<(), CliError> {
-    let image = Arc::new(ImageMemory::open(&args.image, args.base).map_err(image_error)?);
+    let open = || -> Result<Arc<ImageMemory>, CliError> {
+        Ok(Arc::new(
+            ImageMemory::open(&args.image, args.base).map_err(image_error)?,
+        ))
+    };
+    // From a device: the chain alone is something to show.
     if let (Some(rtaddr), Some(bdf)) = (args.vtd_root, args.bdf) {
-        print!("{}", crate::chain::vtd(args, image, rtaddr, bdf)?);
+        print!("{}", crate::chain::vtd(args, open()?, rtaddr, bdf)?);
         return Ok(());
     }
     if let Some(strtab) = args.smmu_strtab {
-        print!("{}", crate::chain::smmu(args, image, strtab)?);
+        print!("{}", crate::chain::smmu(args, open()?, strtab)?);
         return Ok(());
     }
     if args.iovas.is_empty() && !args.dump {
@@ -38,6 +43,7 @@ pub fn decode(args: &DecodeArgs) -> Result<(), CliError> {
         ));
     };
     let spec = FormatSpec::new(format, &args.config, args.haw)?;
+    let image = open()?;
     let text = spec.run(Decode { args, image, root })??;
     print!("{text}");
     Ok(())

@@ -10,28 +10,12 @@
 //! the end the pages the writes made dirty must equal the pages reported: each dirty
 //! period of a leaf ends in exactly one clear, and that clear reports the leaf's pages.
 //!
-//! A dirty clear is a mutator of its range (DESIGN.md "Concurrency contract", rule 1),
-//! and a migration pass covers every queue's buffers, so it must not overlap their maps
-//! and unmaps. The core reports a leaf from its load, before the atomic clear, so two
-//! clears of one dirty leaf racing each other both report it (without exclusion, runs
-//! of a few seconds report a few pages twice on every format); and on Arm stage 1 a
-//! clear (setting `AP[2]`) landing on an entry an unmap just zeroed leaves a stray bit
-//! behind. iommufd serialises the two with `iova_rwsem`; here:
-//! - lock-free design: [`Claims`], a range lock at chunk granularity. No buffer crosses
-//!   a chunk, so a queue claims the one chunk of its map, or of its harvest and unmap,
-//!   and the migration thread claims the chunk it clears; each claim is one store to
-//!   the claimer's own cache line, and a queue waits only when its buffer is in the
-//!   chunk being cleared at that moment. The thread first reads each chunk with
-//!   `NO_CLEAR`, unclaimed (it writes no entry, so it is a reader, like `walk`), and
-//!   claims only the chunks with something to clear. Claiming every chunk kept a claim
-//!   held nearly all the time the thread ran; on a machine with fewer free CPUs than
-//!   threads, each preemption of it then stalled any queue that needed its chunk for a
-//!   scheduler slice: 2 s runs lost 1.4 s that way, and half their maps.
-//!   (Per-queue mutexes that the migration thread took all of, chunk after chunk, were
-//!   worse still: every queue waited behind every chunk.)
-//! - locked design: the queues' maps and unmaps already hold the domain's lock
-//!   exclusively; the migration thread takes it shared for a whole pass, like the
-//!   dumper.
+//! The lock-free design needs no exclusion between the passes and the queues: a clear
+//! is one compare-exchange from the value read, and a page is reported only by the clear
+//! that made it clean, so a pass overlapping an unmap's harvest, or an unmap, never
+//! reports a write twice nor loses one. In the locked design the migration thread takes
+//! the domain's lock shared for a whole pass, like the dumper (the queues' maps and
+//! unmaps hold it exclusively).
 //!
 //! The device's writes need no exclusion: they are the hardware's atomic updates, which
 //! the core's clear never loses.
@@ -41,7 +25,6 @@ use crate::workload::Shared;
 use hdrhistogram::Histogram;
 use pgtable_core::{DirtyFlags, Format, HostMemory, Iova, PageTable};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
 use std::time::Instant;
 
 /// The migration window spans this many times the bytes all queues keep mapped
@@ -94,110 +77,6 @@ impl DirtyWindow {
     }
 }
 
-/// No chunk: chunks start at multiples of a power of two, which `u64::MAX` is not.
-const IDLE: u64 = u64::MAX;
-
-/// A claim, on a cache line pair of its own so that claiming costs no other thread a
-/// miss.
-#[derive(Debug)]
-#[repr(align(128))]
-struct Slot(AtomicU64);
-
-impl Default for Slot {
-    fn default() -> Self {
-        Slot(AtomicU64::new(IDLE))
-    }
-}
-
-/// Spins a little, then yields, until `busy` is false: the other side holds a claim for
-/// one map, unmap or chunk clear, and on a machine with fewer CPUs than threads it may
-/// need this one's CPU to finish.
-fn wait_while(busy: impl Fn() -> bool) {
-    let mut spins = 0u32;
-    while busy() {
-        if spins < 64 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            thread::yield_now();
-        }
-    }
-}
-
-/// The lock-free design's exclusion between the migration thread's clears and the
-/// queues' maps and unmaps, at chunk granularity (see the module docs).
-///
-/// Each side stores its claim, then loads the other's (all `SeqCst`, so of two
-/// claimers at least one sees the other: Dekker's handshake). A queue that sees its
-/// chunk being cleared withdraws and waits until the clear moves on; the migration
-/// thread never withdraws, it waits until no queue holds its chunk. Only the queues
-/// give way, so neither side can wait for the other forever.
-#[derive(Debug)]
-pub struct Claims {
-    /// The chunk the migration thread is clearing, or [`IDLE`].
-    clearing: Slot,
-    /// Per queue: the chunk of its map or unmap in progress, or [`IDLE`].
-    queues: Vec<Slot>,
-    /// The chunk size, a power of two.
-    chunk: u64,
-}
-
-/// Queue `i`'s claim on a chunk; withdrawn when dropped.
-#[derive(Debug)]
-pub struct Claim<'a>(&'a AtomicU64);
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        // Release: the migration thread's SeqCst load that sees it also sees every
-        // entry the map or unmap wrote.
-        self.0.store(IDLE, Ordering::Release);
-    }
-}
-
-impl Claims {
-    /// Claims for `queues` queues over chunks of `chunk` bytes.
-    pub fn new(queues: usize, chunk: u64) -> Self {
-        debug_assert!(chunk.is_power_of_two());
-        Claims {
-            clearing: Slot::default(),
-            queues: (0..queues).map(|_| Slot::default()).collect(),
-            chunk,
-        }
-    }
-
-    /// What queue `i` holds around a map of `[iova, iova + len)`, and around its
-    /// harvest and unmap: a claim on its chunk, once no clear of it is in progress.
-    /// `None` (no claim needed nor taken) when the range crosses a chunk, which no
-    /// buffer of the workload does; the caller reports it.
-    pub fn queue(&self, i: usize, iova: u64, len: u64) -> Option<Claim<'_>> {
-        let c = iova & !(self.chunk - 1);
-        if (iova + len - 1) & !(self.chunk - 1) != c {
-            return None;
-        }
-        let mine = &self.queues[i].0;
-        loop {
-            mine.store(c, Ordering::SeqCst);
-            if self.clearing.0.load(Ordering::SeqCst) != c {
-                return Some(Claim(mine));
-            }
-            mine.store(IDLE, Ordering::SeqCst);
-            wait_while(|| self.clearing.0.load(Ordering::Acquire) == c);
-        }
-    }
-
-    /// Runs `f`, the clear of the chunk at `c`, once no queue maps or unmaps in it, and
-    /// keeps them out until it returns.
-    fn clearing<T>(&self, c: u64, f: impl FnOnce() -> T) -> T {
-        self.clearing.0.store(c, Ordering::SeqCst);
-        for q in &self.queues {
-            wait_while(|| q.0.load(Ordering::SeqCst) == c);
-        }
-        let out = f();
-        self.clearing.0.store(IDLE, Ordering::Release);
-        out
-    }
-}
-
 /// What the migration thread counts.
 #[derive(Debug, Default)]
 pub struct MigrationCounters {
@@ -219,9 +98,6 @@ pub struct Tracking {
     pub window: DirtyWindow,
     /// Granule-sized pages, one bit each.
     pub page_size: u64,
-    /// The chunk claims in the lock-free design; `None` in the locked one, whose
-    /// domain lock already keeps the passes off the maps and unmaps.
-    pub claims: Option<Claims>,
     /// The migration thread's counts.
     pub counters: MigrationCounters,
 }
@@ -248,7 +124,7 @@ pub fn read_and_clear<F: Format>(
     read_dirty(pt, start, len, page_size, bitmap, DirtyFlags::empty())
 }
 
-/// [`read_and_clear`] with `flags`: with [`DirtyFlags::NO_CLEAR`], only reads.
+/// [`read_and_clear`] with `flags`.
 fn read_dirty<F: Format>(
     pt: &PageTable<F, HostMemory>,
     start: u64,
@@ -274,8 +150,7 @@ fn set_span(bitmap: &[u64]) -> Option<(u64, u64)> {
     ))
 }
 
-/// One pass over the window: each chunk read and cleared (in the lock-free design,
-/// read first and, if anything is dirty, cleared under its claim), then one
+/// One pass over the window: each chunk read and cleared, then one
 /// "invalidation" of the IOTLB over what was dirty (a counted no-op, as the queues'
 /// gather ranges are: the emulated hardware caches nothing). Stops early when `stop`
 /// is set; returns whether it covered the whole window. Every page it reports is
@@ -294,20 +169,7 @@ pub fn pass<F: Format>(
             complete = false;
             break;
         }
-        let reported = match &tr.claims {
-            Some(claims) => {
-                // A page dirtied after this read waits for the next pass or its
-                // unmap's harvest; an error shows again in the clear.
-                let seen = read_dirty(pt, start, len, tr.page_size, bitmap, DirtyFlags::NO_CLEAR);
-                if matches!(seen, Ok(0)) {
-                    continue;
-                }
-                claims.clearing(start, || {
-                    read_and_clear(pt, start, len, tr.page_size, bitmap)
-                })
-            }
-            None => read_and_clear(pt, start, len, tr.page_size, bitmap),
-        };
+        let reported = read_and_clear(pt, start, len, tr.page_size, bitmap);
         let span = set_span(&bitmap[..tr.words(len)]);
         match reported {
             Ok(n) => {
@@ -334,8 +196,8 @@ pub fn pass<F: Format>(
 }
 
 /// The migration thread: passes over the window until `stop`, taking the domain's
-/// lock shared for each whole pass in the locked design (claiming each chunk in the
-/// lock-free one). Returns the times of its complete passes.
+/// lock shared for each whole pass in the locked design. Returns the times of its
+/// complete passes.
 pub fn migration_thread<F: Format>(sh: &Shared<'_, F>, tr: &Tracking) -> Histogram<u64> {
     let mut passes = latency::histogram();
     let mut bitmap = vec![0u64; tr.words(tr.window.chunk)];
@@ -406,66 +268,10 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_claims_the_chunk_of_its_buffer_only() {
-        let c = Claims::new(2, 2 * M);
-        let claim = c.queue(1, 6 * M + 4096, 8192).expect("within one chunk");
-        assert_eq!(c.queues[1].0.load(Ordering::Relaxed), 6 * M);
-        assert_eq!(c.queues[0].0.load(Ordering::Relaxed), IDLE);
-        drop(claim);
-        assert_eq!(c.queues[1].0.load(Ordering::Relaxed), IDLE);
-        // A whole chunk is one claim; a range across two is refused.
-        assert!(c.queue(0, 2 * M, 2 * M).is_some());
-        assert!(c.queue(0, 2 * M - 4096, 8192).is_none());
-        assert_eq!(c.queues[0].0.load(Ordering::Relaxed), IDLE);
-    }
-
-    #[test]
-    fn a_clear_waits_for_the_queue_in_its_chunk_and_the_queue_for_the_clear() {
-        use std::sync::Barrier;
-        let c = Claims::new(1, 2 * M);
-        // Another chunk's claim does not hold a clear back.
-        let other = c.queue(0, 4 * M, 4096).unwrap();
-        assert_eq!(c.clearing(0, || 7), 7);
-        drop(other);
-        let held = Barrier::new(2);
-        let order = std::sync::Mutex::new(Vec::new());
-        thread::scope(|s| {
-            let claim = c.queue(0, 0, 4096).unwrap();
-            s.spawn(|| {
-                held.wait();
-                c.clearing(0, || order.lock().unwrap().push("clear"));
-            });
-            held.wait();
-            // The clear has stored its claim and waits for this one, or is about to.
-            thread::sleep(std::time::Duration::from_millis(20));
-            order.lock().unwrap().push("unmap");
-            drop(claim);
-        });
-        assert_eq!(*order.lock().unwrap(), ["unmap", "clear"]);
-        // And a queue waits for a clear in progress.
-        let order = std::sync::Mutex::new(Vec::new());
-        let started = Barrier::new(2);
-        thread::scope(|s| {
-            s.spawn(|| {
-                c.clearing(0, || {
-                    started.wait();
-                    thread::sleep(std::time::Duration::from_millis(20));
-                    order.lock().unwrap().push("clear");
-                });
-            });
-            started.wait();
-            let _claim = c.queue(0, 4096, 4096).unwrap();
-            order.lock().unwrap().push("map");
-        });
-        assert_eq!(*order.lock().unwrap(), ["clear", "map"]);
-    }
-
-    #[test]
     fn bitmap_words_round_up() {
         let tr = Tracking {
             window: DirtyWindow::new(1 << 48, 16 * M, 2 * M),
             page_size: 4096,
-            claims: None,
             counters: MigrationCounters::default(),
         };
         assert_eq!(tr.words(2 * M), 8);

@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::formats::{CliFormat, FormatJob, FormatKind, FormatSpec, size_name};
 use crate::latency::{self, Call, CallTimes};
 use crate::machine::{self, Machine};
-use crate::migration::{self, Claims, DirtyWindow, MigrationCounters, Tracking};
+use crate::migration::{self, DirtyWindow, MigrationCounters, Tracking};
 use crate::plot;
 use crate::summary::{self, Clock, DirtyReport, Latencies, Report, RunConfig, RunReport};
 use crate::workload::{
@@ -316,7 +316,7 @@ impl FormatJob for Simulation<'_> {
                 .enumerate()
                 .map(|(i, q)| {
                     let shared = &shared;
-                    s.spawn(move || device_queue(shared, i, 0x5eed_0000 + i as u64, q))
+                    s.spawn(move || device_queue(shared, 0x5eed_0000 + i as u64, q))
                 })
                 .collect();
             let dumper = self
@@ -482,8 +482,7 @@ impl Simulation<'_> {
     /// Turns dirty tracking on in `dom`'s empty table and sets up what the queues and
     /// the migration thread share: the window below the allocator's limit that all
     /// queues' spans fill, in table-span chunks (no buffer is larger, and each is
-    /// aligned to its size, so no leaf crosses a chunk), and in the lock-free design the
-    /// chunk claims.
+    /// aligned to its size, so no leaf crosses a chunk).
     ///
     /// # Errors
     /// [`CliError::Config`] if the format has no dirty tracking.
@@ -501,8 +500,6 @@ impl Simulation<'_> {
         Ok(Tracking {
             window: DirtyWindow::new(end, self.threads as u64 * self.span, plan.table_span),
             page_size: 1 << granule_shift,
-            claims: (self.design == Design::LockFree)
-                .then(|| Claims::new(self.threads, plan.table_span)),
             counters: MigrationCounters::default(),
         })
     }

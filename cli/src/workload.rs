@@ -21,7 +21,7 @@
 
 use crate::domain::Domain;
 use crate::latency::{self, Call, CallTimes};
-use crate::migration::{Claim, Tracking, read_and_clear};
+use crate::migration::{Tracking, read_and_clear};
 use crate::schedstat::ThreadCpu;
 use hdrhistogram::Histogram;
 use pgtable_core::{Format, Gather, Prot, Translation};
@@ -258,23 +258,6 @@ pub struct Shared<'a, F: Format> {
     pub dirty: Option<&'a Tracking>,
 }
 
-impl<F: Format> Shared<'_, F> {
-    /// What queue `i` holds around a map of `[iova, iova + len)`, and around its
-    /// harvest and unmap: with dirty tracking in the lock-free design, a claim on its
-    /// chunk of the migration window (see [`crate::migration`]).
-    #[inline(always)]
-    fn claim(&self, i: usize, iova: u64, len: u64) -> Option<Claim<'_>> {
-        let claims = self.dirty?.claims.as_ref()?;
-        let claim = claims.queue(i, iova, len);
-        if claim.is_none() {
-            self.errors.report(|| {
-                format!("buffer {iova:#x}+{len:#x} crosses a chunk of the migration window")
-            });
-        }
-        claim
-    }
-}
-
 /// A buffer a queue has mapped and not yet unmapped.
 #[derive(Debug, Clone, Copy)]
 struct Buffer {
@@ -323,8 +306,6 @@ pub struct QueueEnd {
 
 /// A queue's own state for [`retire`].
 struct Queue {
-    /// Its index, for its claims.
-    index: usize,
     gather: Gather,
     tally: Tally,
     /// The harvest's bitmap: one bit per granule of the largest buffer.
@@ -337,12 +318,7 @@ struct Queue {
 /// gather (with `--dirty`, harvesting its dirty state first), "invalidate" the gathered
 /// range, release the gather and free the IOVA; until `stop`. Then it unmaps what it
 /// still has (untimed) and returns.
-pub fn device_queue<F: Format>(
-    sh: &Shared<'_, F>,
-    index: usize,
-    seed: u64,
-    out: &QueueCounters,
-) -> QueueEnd {
+pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounters) -> QueueEnd {
     let cpu_at_start = ThreadCpu::now();
     let plan = &sh.plan;
     let dom = sh.dom;
@@ -351,7 +327,6 @@ pub fn device_queue<F: Format>(
     let mut times = CallTimes::default();
     let mut ring = VecDeque::new();
     let mut q = Queue {
-        index,
         gather: Gather::new(),
         tally: Tally::default(),
         bitmap: sh
@@ -382,7 +357,6 @@ pub fn device_queue<F: Format>(
         let (s, mapped) = times.timed(Call::Map, || {
             let s = dom.pt.session();
             let r = {
-                let _c = sh.claim(index, iova, len);
                 let _w = dom.writer();
                 s.map(Iova(iova), PhysAddr(pa), len, PROT_MIX[which])
             };
@@ -480,7 +454,6 @@ fn retire<F: Format>(sh: &Shared<'_, F>, b: Buffer, q: &mut Queue, times: &mut C
     let iova = b.pfn << plan.granule_shift;
     let len = b.len;
     let Queue {
-        index,
         gather,
         tally,
         bitmap,
@@ -488,12 +461,11 @@ fn retire<F: Format>(sh: &Shared<'_, F>, b: Buffer, q: &mut Queue, times: &mut C
     let (harvested, unmapped, range, freed) = times.timed(Call::Unmap, || {
         let s = dom.pt.session();
         let (h, r) = {
-            let _c = sh.claim(*index, iova, len);
             let _w = dom.writer();
             // Before the leaves go, their dirty state: over exactly this buffer, so
             // that a write no migration pass has reported yet is not lost with them
-            // (VFIO's unmap with a dirty bitmap). Under the same claim or lock as the
-            // unmap: a pass must not clear the buffer while either runs.
+            // (VFIO's unmap with a dirty bitmap). A pass clearing it at the same time
+            // reports each write once with it (the core's clear is exact).
             let h = sh
                 .dirty
                 .map(|d| read_and_clear(&dom.pt, iova, len, d.page_size, bitmap));

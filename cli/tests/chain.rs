@@ -197,7 +197,9 @@ fn a_scalable_chain_with_a_pasid() {
     assert!(lines[1].starts_with("  scalable-mode root entry     at 0x8000: 0x0000000000009001"));
     assert!(lines[2].starts_with("  scalable-mode context entry  at 0x9300: 0x000000000000a009"));
     assert!(lines[3].starts_with("  PASID-directory entry        at 0xa000: 0x000000000000b001"));
-    assert!(lines[4].starts_with("  PASID entry                  at 0xb040: 0x0000000000003089 0x0000000000000009"));
+    assert!(lines[4].starts_with(
+        "  PASID entry                  at 0xb040: 0x0000000000003089 0x0000000000000009"
+    ));
     assert_eq!(
         lines[5],
         "  -> scalable mode, domain 9, VT-d second stage at 0x3000"
