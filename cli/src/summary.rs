@@ -604,9 +604,10 @@ pub fn render(report: &Report) -> String {
             "dirty pages/s: pages reported per second while the queues ran; dirtied: pages \
              the devices' writes made dirty; reported: pages read-and-clear reported, by the \
              passes and by unmaps (with the teardown's and a final pass's).\n\
-             a pass reads the window below the allocator's limit in table-span chunks and \
-             clears those with dirty pages, keeping maps and unmaps out of each (a dirty \
-             clear is a mutator), then invalidates what it found dirty; unmap times include the harvest; dma write is \
+             a pass reads and clears the window below the allocator's limit in table-span \
+             chunks, beside the queues' maps and unmaps (no lock: each clear reports only \
+             what it cleaned), then invalidates what it found dirty; unmap times include \
+             the harvest; dma write is \
              the device's write of a page (mark_dirty), each page of a writable buffer \
              and its first again for the completion status.\n",
         );
