@@ -363,6 +363,22 @@ impl Selector {
         self
     }
 
+    /// Whether entries of requester `source` with `pasid` may be selected (ignoring tags
+    /// and pages): which devices' own caches an invalidation concerns.
+    pub const fn selects_device(&self, source: u32, pasid: Option<u32>) -> bool {
+        source & self.source_mask == self.source
+            && match (self.pasid, pasid) {
+                (PasidMatch::Any, _) | (PasidMatch::Without, None) => true,
+                (PasidMatch::Is(p), Some(q)) => p == q,
+                _ => false,
+            }
+    }
+
+    /// The input pages selected.
+    pub const fn page_range(&self) -> PageRange {
+        self.pages
+    }
+
     /// Whether the entry cached under `key`, of a leaf of `1 << size_shift` bytes, is
     /// selected.
     pub const fn matches(&self, key: &IotlbKey, size_shift: u8) -> bool {

@@ -25,11 +25,12 @@
 
 use crate::access::{Access, Perms};
 use crate::attach::Attachments;
-use crate::iotlb::{FillTicket, Iotlb, IotlbEntry, IotlbKey, Selector};
+use crate::iotlb::{FillTicket, Iotlb, IotlbEntry, IotlbKey, PAGE_SHIFT, PageRange, Selector};
+use crate::translate::DeviceTlb;
 use crate::translate::Mapping;
 use pgtable_core::Translation;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// What a unit's chain walk decoded for one device, as the cache needs it.
 pub trait DeviceConfig: Send + Sync + 'static {
@@ -53,10 +54,20 @@ pub struct Request {
     pub access: Access,
 }
 
-/// The device → configuration cache and the IOTLB of one unit.
+/// A cache outside the unit (a device's ATC, vm-memory's IOTLB in
+/// [`IommuBridge`](crate::vmm::IommuBridge)) and the requests it serves.
+struct DeviceCache {
+    source: u32,
+    pasid: Option<u32>,
+    tlb: Arc<dyn DeviceTlb>,
+}
+
+/// The device → configuration cache and the IOTLB of one unit, and the device-side
+/// caches its invalidations must reach.
 pub struct UnitCache<C> {
     configs: Attachments<C>,
     iotlb: Iotlb,
+    devices: RwLock<Vec<DeviceCache>>,
 }
 
 impl<C> fmt::Debug for UnitCache<C> {
@@ -64,7 +75,7 @@ impl<C> fmt::Debug for UnitCache<C> {
         f.debug_struct("UnitCache")
             .field("configs", &self.configs)
             .field("iotlb", &self.iotlb)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,6 +85,42 @@ impl<C: DeviceConfig> UnitCache<C> {
         UnitCache {
             configs: Attachments::new(),
             iotlb: Iotlb::new(capacity),
+            devices: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Registers a cache that holds translations of requester `source` with `pasid`
+    /// (from this unit): every invalidation that may concern them reaches it
+    /// ([`DeviceTlb::invalidate_range`], or `invalidate_all` for a whole space).
+    pub fn register_device_tlb(&self, source: u32, pasid: Option<u32>, tlb: Arc<dyn DeviceTlb>) {
+        self.devices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(DeviceCache { source, pasid, tlb });
+    }
+
+    /// Invalidates the IOTLB entries `sel` selects, then the registered device caches
+    /// it may concern; returns when none of them serves a removed translation.
+    pub fn invalidate(&self, sel: &Selector) {
+        self.iotlb.invalidate(sel);
+        self.notify(sel);
+    }
+
+    /// Passes an invalidation on to the device caches it may concern.
+    fn notify(&self, sel: &Selector) {
+        let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
+        let pages = sel.page_range();
+        for d in devices
+            .iter()
+            .filter(|d| sel.selects_device(d.source, d.pasid))
+        {
+            if pages == PageRange::ALL {
+                d.tlb.invalidate_all();
+            } else {
+                let first = pages.first() << PAGE_SHIFT;
+                let len = (pages.last() - pages.first() + 1) << PAGE_SHIFT;
+                d.tlb.invalidate_range(first, len);
+            }
         }
     }
 
@@ -156,7 +203,7 @@ impl<C: DeviceConfig> UnitCache<C> {
     ) -> usize {
         self.iotlb.withdraw_fills();
         let gone = self.configs.detach_where(which).len();
-        self.iotlb.invalidate(entries);
+        self.invalidate(entries);
         gone
     }
 }

@@ -703,15 +703,14 @@ impl<V: ViewMemory> VtdUnit<V> {
                 }
             },
             InvalidationDescriptor::Iotlb { scope, .. } => {
-                let tlb = self.cache.iotlb();
-                match scope {
-                    IotlbScope::Global => tlb.invalidate_all(),
-                    IotlbScope::Domain { did } => tlb.invalidate_tag(u32::from(did)),
-                    IotlbScope::Page { did, addr, am, .. } => tlb.invalidate_tag_range(
-                        u32::from(did),
-                        PageRange::aligned(addr.0, u32::from(am)),
-                    ),
+                let sel = match scope {
+                    IotlbScope::Global => Selector::ALL,
+                    IotlbScope::Domain { did } => Selector::ALL.tag(u32::from(did)),
+                    IotlbScope::Page { did, addr, am, .. } => Selector::ALL
+                        .tag(u32::from(did))
+                        .pages(PageRange::aligned(addr.0, u32::from(am))),
                 };
+                self.cache.invalidate(&sel);
             }
             InvalidationDescriptor::PasidIotlb { did, pasid, scope } => {
                 // Requests without PASID use their context entry's RID_PASID, which may
@@ -724,10 +723,9 @@ impl<V: ViewMemory> VtdUnit<V> {
                     }
                 };
                 let sel = Selector::ALL.tag(u32::from(did)).pages(pages);
-                let tlb = self.cache.iotlb();
-                tlb.invalidate(&sel.pasid(PasidMatch::Is(pasid)));
+                self.cache.invalidate(&sel.pasid(PasidMatch::Is(pasid)));
                 if self.rid_pasid_in_use(did, pasid) {
-                    tlb.invalidate(&sel.pasid(PasidMatch::Without));
+                    self.cache.invalidate(&sel.pasid(PasidMatch::Without));
                 }
             }
             InvalidationDescriptor::DeviceTlb {
@@ -735,7 +733,6 @@ impl<V: ViewMemory> VtdUnit<V> {
             } => {
                 let range = device_tlb_range(addr.0, size);
                 self.cache
-                    .iotlb()
                     .invalidate(&Selector::ALL.source(u32::from(sid.0)).pages(range));
             }
             InvalidationDescriptor::PasidDeviceTlb {
@@ -751,7 +748,7 @@ impl<V: ViewMemory> VtdUnit<V> {
                 if !global {
                     sel = sel.pasid(PasidMatch::Is(pasid));
                 }
-                self.cache.iotlb().invalidate(&sel);
+                self.cache.invalidate(&sel);
             }
             // Interrupt-entry cache and wait descriptors touch no translation.
             _ => {}
@@ -769,7 +766,9 @@ impl<V: ViewMemory> VtdUnit<V> {
             .any(|(key, c)| key >> 16 == 0 && c.did == did && c.pasid == Some(pasid))
     }
 
-    /// The translator of one device (and PASID), for [`crate::vmm::IommuBridge`].
+    /// The translator of one device (and PASID), for [`crate::vmm::IommuBridge`]
+    /// (register the bridge with [`UnitCache::register_device_tlb`] through
+    /// [`VtdUnit::cache`] so that the guest's invalidations reach its cache).
     pub fn device(self: &Arc<Self>, source: SourceId, pasid: Option<u32>) -> VtdDevice<V> {
         VtdDevice {
             unit: self.clone(),
