@@ -378,6 +378,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Ok(v) if v.is_finite() && v * scale > 0.0 && v * scale <= 86_400.0 => {
             Ok(Duration::from_secs_f64(v * scale))
         }
+        Ok(v) if v.is_finite() && v * scale <= 0.0 => {
+            Err(format!("'{s}': the run time must be above zero"))
+        }
+        Ok(v) if v.is_finite() => Err(format!("'{s}': the run time is at most a day (86400s)")),
         _ => Err(format!(
             "'{s}' is not a run time (seconds like 5 or 0.3, or milliseconds like 300ms)"
         )),

@@ -19,6 +19,12 @@ use viommu::memory::ImageMemory;
 /// that cannot be dumped (shared or cyclic).
 pub fn decode(args: &DecodeArgs) -> Result<(), CliError> {
     let open = || -> Result<Arc<ImageMemory>, CliError> {
+        if args.image.is_dir() {
+            return Err(CliError::Image(format!(
+                "{}: a directory, not a memory image",
+                args.image.display()
+            )));
+        }
         Ok(Arc::new(
             ImageMemory::open(&args.image, args.base).map_err(image_error)?,
         ))
