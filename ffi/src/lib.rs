@@ -44,6 +44,7 @@ pub mod dirty;
 // The IOVA allocator.
 pub mod iova;
 
+mod abi;
 mod boundary;
 mod errno;
 mod fd;
