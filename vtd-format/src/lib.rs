@@ -102,3 +102,9 @@ pub use ss::{Second, VtdSs};
 /// translation that lands in it is blocked (fault 0xE, or 0x87 in scalable mode). Keep
 /// it out of the IOVA allocator and never map anything to it (FORMATS.md §1.4).
 pub const INTERRUPT_RANGE: std::ops::RangeInclusive<u64> = 0xFEE0_0000..=0xFEEF_FFFF;
+
+/// The repository README's Rust example, compiled and run as a doc test so that it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
