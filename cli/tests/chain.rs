@@ -1,28 +1,17 @@
 //! `decode` starting from a device: the chain printed structure by structure, then each
 //! IOVA's translation or its fault record, from an image a guest would have written.
 
+mod common;
+use common::*;
+
 use pgtable_core::{Iova, PhysAddr, Prot, TableWriter, WriterPage};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use viommu::memory::{ImageMemory, PhysAccess};
 use vtd_format::{
     Agaw, ContextEntry, ContextTablePointer, PasidDirEntry, PasidEntry, RootEntry,
     ScalableContextEntry, ScalableRootEntry, VtdSs,
 };
-
-/// Runs `iommu-pt` with `args`; returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_iommu-pt"))
-        .args(args)
-        .output()
-        .expect("run iommu-pt");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A 1 MiB image at physical address 0 holding a legacy chain (RTADDR 0x1000) and a
 /// scalable one (RTADDR 0x8000 | 0x400) for device 00:03.0, both to a second-stage

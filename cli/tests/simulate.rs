@@ -2,21 +2,10 @@
 //! figure the text prints; `--compare` and `--plot` work and write a well-formed SVG;
 //! `--dirty` reports every page the devices wrote exactly once, in both designs.
 
-use serde_json::Value;
-use std::process::Command;
+mod common;
+use common::*;
 
-/// Runs `iommu-pt` with `args`; returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_iommu-pt"))
-        .args(args)
-        .output()
-        .expect("run iommu-pt");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use serde_json::Value;
 
 /// The cells of a table line: columns are two or more spaces apart.
 fn cells(line: &str) -> Vec<&str> {

@@ -1021,3 +1021,34 @@ pub fn dirty_concurrency<F: Format>(fmt: F, duration: Duration) {
         );
     }
 }
+
+/// A table of `fmt` written as a guest would ([`crate::TableWriter`]) in a fresh 1 MiB
+/// [`ArenaMemory`] at `base` (the top table at `base`, the others after it), mapping the
+/// `size` bytes at `iova` to `pa` with `prot`: what the access-walk tests of every
+/// format start from.
+///
+/// # Panics
+/// If the format refuses the mapping.
+pub fn written_table<F: Format>(
+    fmt: F,
+    base: u64,
+    iova: Iova,
+    pa: PhysAddr,
+    size: u64,
+    prot: Prot,
+) -> crate::TableWriter<F, ArenaMemory> {
+    let mem = Arc::new(ArenaMemory::new(base, 1 << 20));
+    let mut next = base;
+    let mut page = move || {
+        let pa = next;
+        next += 0x1000;
+        Some(crate::WriterPage {
+            pa: PhysAddr(pa),
+            pointer: pa,
+        })
+    };
+    let root = page().expect("a page").pa;
+    let mut w = crate::TableWriter::new(fmt, mem, root).expect("a writer");
+    w.map(iova, pa, size, prot, &mut page).expect("the mapping");
+    w
+}
