@@ -4,8 +4,9 @@
 #
 #   PREFIX/include/iommu_pt.h
 #   PREFIX/lib/libiommu_pt.a                     (static, stripped: about 5 MB)
-#   PREFIX/lib/libiommu_pt.so.X.Y.Z              (shared, SONAME libiommu_pt.so.X)
-#   PREFIX/lib/libiommu_pt.so.X -> ...X.Y.Z, PREFIX/lib/libiommu_pt.so -> ...so.X
+#   PREFIX/lib/libiommu_pt.so.X.Y.Z              (shared, SONAME libiommu_pt.so.ABI:
+#                                                 X, or 0.Y while X is 0)
+#   PREFIX/lib/libiommu_pt.so.ABI -> ...X.Y.Z, PREFIX/lib/libiommu_pt.so -> ...so.ABI
 #   PREFIX/lib/pkgconfig/iommu_pt.pc
 #
 # Usage: scripts/c-install.sh [PREFIX]     (default: /usr/local; e.g. ~/.local)
@@ -19,6 +20,8 @@ PREFIX="${1:-/usr/local}"
 PREFIX="$(mkdir -p "$PREFIX" && cd "$PREFIX" && pwd)"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 MAJOR="${VERSION%%.*}"
+MINOR="$(echo "$VERSION" | cut -d. -f2)"
+if [ "$MAJOR" = 0 ]; then ABI="0.$MINOR"; else ABI="$MAJOR"; fi
 LIBDIR="$PREFIX/lib"
 
 cargo build --quiet -p iommu-pt-ffi --profile release-c
@@ -34,8 +37,8 @@ strip --strip-unneeded "$LIBDIR/libiommu_pt.a"
 objcopy --remove-section=.llvmbc --remove-section=.llvmcmd "$LIBDIR/libiommu_pt.a"
 
 install -m 755 "$OUT/libiommu_pt.so" "$LIBDIR/libiommu_pt.so.$VERSION"
-ln -sf "libiommu_pt.so.$VERSION" "$LIBDIR/libiommu_pt.so.$MAJOR"
-ln -sf "libiommu_pt.so.$MAJOR" "$LIBDIR/libiommu_pt.so"
+ln -sf "libiommu_pt.so.$VERSION" "$LIBDIR/libiommu_pt.so.$ABI"
+ln -sf "libiommu_pt.so.$ABI" "$LIBDIR/libiommu_pt.so"
 
 cat > "$LIBDIR/pkgconfig/iommu_pt.pc" <<PC
 prefix=$PREFIX

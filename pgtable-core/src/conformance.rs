@@ -869,7 +869,7 @@ pub fn dirty_tracking<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
 
 /// Dirty tracking with the access-typed walk as the hardware: a
 /// [`ForeignTable`](crate::ForeignTable) over the table's own memory, updating dirty
-/// state as an IOMMU with hardware dirty updates would ([`WalkPolicy::UPDATE`]).
+/// state as an IOMMU with hardware dirty updates would ([`WalkPolicy::UPDATE`](crate::WalkPolicy::UPDATE)).
 /// Reads leave pages clean, each write is reported by the next read-and-clear and
 /// then no more, on pages of every leaf size the format has.
 ///

@@ -1,4 +1,4 @@
-//! Dirty tracking (DESIGN.md "Dirty tracking", C-API.md API level 2): turning it on
+//! Dirty tracking (docs/design.md "Dirty tracking", docs/c-api.md API level 2): turning it on
 //! and off, reading and clearing the dirty state of a range, and the hardware's side for
 //! emulated walkers and tests.
 //!

@@ -1,4 +1,4 @@
-//! Arm walks by access type (FORMATS.md §3.5–§3.7, §3.10): AF faults and HA, DBM with
+//! Arm walks by access type (docs/formats.md §3.5–§3.7, §3.10): AF faults and HA, DBM with
 //! and without HD, APTable / UXNTable limits and HAD, stage-2 S2AP.
 
 use pgtable_core::conformance::written_table;

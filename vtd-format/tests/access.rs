@@ -1,4 +1,4 @@
-//! VT-d walks by access type (FORMATS.md §1.3–§1.7, §2.2): R/W and U/S ANDed across
+//! VT-d walks by access type (docs/formats.md §1.3–§1.7, §2.2): R/W and U/S ANDed across
 //! levels, A on every level and D on written leaves when updates are on.
 
 use pgtable_core::conformance::written_table;
