@@ -104,3 +104,10 @@ pub fn map_each<F: Format>(pt: &PageTable<F, HostMemory>, base: u64, pgsize: u64
         let _ = s.map_pages(Iova(iova), PhysAddr(iova + PA_DELTA), pgsize, 1, Prot::RW);
     }
 }
+
+/// The repository README's Rust example, compiled and run as a doc test so that it
+/// stays true (here, in the crate that is never published, so no published crate
+/// reaches outside its package).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

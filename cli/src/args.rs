@@ -66,7 +66,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "TIME", default_value = "5", value_parser = parse_duration)]
     pub duration: Duration,
     /// Device queues (writer threads) per domain [default: one per CPU but one, which
-    /// is left to the dumper]
+    /// is left to the dumper; with --dirty, but two, one for the migration thread]
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// IOVA space each queue keeps mapped: it maps buffers until this much is in
@@ -80,6 +80,13 @@ pub struct SimulateArgs {
     /// without the dumper: four runs per format in the same --duration
     #[arg(long)]
     pub compare: bool,
+    /// Track dirty pages, as live migration does: the devices write every page of
+    /// their writable buffers, a migration thread reads and clears the dirty state of
+    /// the queues' IOVA window pass after pass, and each unmap first harvests its
+    /// buffer's. Adds dirty pages/s and the pass time to the summary; the run fails
+    /// unless every page written was reported exactly once
+    #[arg(long)]
+    pub dirty: bool,
     /// Draw the writers' latency distributions (map and unmap calls) of every run, one
     /// panel per format, as an SVG file
     #[arg(long, value_name = "FILE.svg")]
@@ -118,6 +125,10 @@ pub struct DumpArgs {
 }
 
 /// Options of `decode`.
+///
+/// Two ways in: a table (`--format` and `--root`), or a device, whose chain from the
+/// IOMMU's root structure to its table is walked first (`--vtd-root` with `--bdf`, or
+/// `--smmu-strtab` with `--sid`).
 #[derive(Debug, Clone, Args)]
 pub struct DecodeArgs {
     /// The memory image: raw physical memory, e.g. from QEMU's pmemsave
@@ -126,25 +137,92 @@ pub struct DecodeArgs {
     /// Physical address of the image's first byte
     #[arg(long, value_name = "PA", value_parser = parse_u64)]
     pub base: u64,
-    /// The table format
-    #[arg(long, value_enum)]
-    pub format: FormatKind,
+    /// The table format (with --root)
+    #[arg(long, value_enum, required_unless_present_any = ["vtd_root", "smmu_strtab"])]
+    pub format: Option<FormatKind>,
     /// Table configuration.
     #[command(flatten)]
     pub config: ConfigArgs,
     /// VT-d only: the IOMMU's host address width; table pointers at or above it fault
-    /// [default: 52]
+    /// [default: 52 for a table, 48 for a device]
     #[arg(long, value_name = "BITS", value_parser = parse_bits)]
     pub haw: Option<u32>,
     /// Physical address of the top table (SSPTPTR, FSPTPTR, TTB0 or S2TTB)
-    #[arg(long, value_name = "PA", value_parser = parse_u64)]
-    pub root: u64,
+    #[arg(long, value_name = "PA", value_parser = parse_u64,
+          required_unless_present_any = ["vtd_root", "smmu_strtab"],
+          conflicts_with_all = ["vtd_root", "smmu_strtab"])]
+    pub root: Option<u64>,
+    /// A VT-d device's chain: the RTADDR_REG value (the root table's address, plus
+    /// 0x400 for scalable mode)
+    #[arg(long, value_name = "RTADDR", value_parser = parse_u64,
+          requires = "bdf", conflicts_with_all = ["format", "smmu_strtab"])]
+    pub vtd_root: Option<u64>,
+    /// The VT-d requester, bus:device.function in hex (e.g. 00:03.0)
+    #[arg(long, value_name = "B:D.F", value_parser = parse_bdf, requires = "vtd_root")]
+    pub bdf: Option<u16>,
+    /// The PASID the VT-d request carries (none: requests without PASID)
+    #[arg(long, value_name = "N", value_parser = parse_u64, requires = "vtd_root")]
+    pub pasid: Option<u64>,
+    /// An SMMUv3 device's chain: the STRTAB_BASE register value
+    #[arg(long, value_name = "STRTAB_BASE", value_parser = parse_u64,
+          requires = "sid", conflicts_with = "format")]
+    pub smmu_strtab: Option<u64>,
+    /// The STRTAB_BASE_CFG register value (LOG2SIZE, SPLIT, FMT) [default: a linear
+    /// table of 2^16 StreamIDs]
+    #[arg(long, value_name = "CFG", value_parser = parse_u64, requires = "smmu_strtab")]
+    pub strtab_cfg: Option<u64>,
+    /// The SMMU StreamID
+    #[arg(long, value_name = "N", value_parser = parse_u64, requires = "smmu_strtab")]
+    pub sid: Option<u64>,
+    /// The SubstreamID the SMMU transaction carries (none: without SubstreamID)
+    #[arg(long, value_name = "N", value_parser = parse_u64, requires = "smmu_strtab")]
+    pub ssid: Option<u64>,
+    /// With a device: the access to translate for, letters r (read), w (write), x
+    /// (instruction fetch), p (privileged)
+    #[arg(long, value_name = "LETTERS", default_value = "r", value_parser = parse_access)]
+    pub access: pgtable_core::Access,
     /// Also print the debugfs-style dump of every leaf in the image's table
     #[arg(long)]
     pub dump: bool,
     /// IOVAs to translate
     #[arg(value_name = "IOVA", value_parser = parse_u64)]
     pub iovas: Vec<u64>,
+}
+
+/// `bus:device.function` in hex (`00:03.0`) as a requester id.
+pub fn parse_bdf(s: &str) -> Result<u16, String> {
+    let bad = || format!("'{s}' is not bus:device.function in hex (e.g. 00:03.0)");
+    let (bus, rest) = s.split_once(':').ok_or_else(bad)?;
+    let (dev, func) = rest.split_once('.').ok_or_else(bad)?;
+    let bus = u8::from_str_radix(bus, 16).map_err(|_| bad())?;
+    let dev = u8::from_str_radix(dev, 16).map_err(|_| bad())?;
+    let func = u8::from_str_radix(func, 16).map_err(|_| bad())?;
+    if dev >= 32 || func >= 8 {
+        return Err(format!("'{s}': the device is 0..1f and the function 0..7"));
+    }
+    Ok(u16::from(bus) << 8 | u16::from(dev) << 3 | u16::from(func))
+}
+
+/// Access letters (`r`, `w`, `x`, `p`) as an access.
+pub fn parse_access(s: &str) -> Result<pgtable_core::Access, String> {
+    let mut a = pgtable_core::Access::default();
+    for c in s.chars() {
+        match c {
+            'r' => a.read = true,
+            'w' => a.write = true,
+            'x' => a.exec = true,
+            'p' => a.privileged = true,
+            _ => {
+                return Err(format!(
+                    "'{c}' in '{s}' is not an access letter (r, w, x, p)"
+                ));
+            }
+        }
+    }
+    if !(a.read || a.write || a.exec) {
+        return Err(format!("'{s}' asks for nothing: give r, w or x"));
+    }
+    Ok(a)
 }
 
 /// One `--map IOVA:PA:LEN[:PROT]`.
@@ -300,6 +378,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Ok(v) if v.is_finite() && v * scale > 0.0 && v * scale <= 86_400.0 => {
             Ok(Duration::from_secs_f64(v * scale))
         }
+        Ok(v) if v.is_finite() && v * scale <= 0.0 => {
+            Err(format!("'{s}': the run time must be above zero"))
+        }
+        Ok(v) if v.is_finite() => Err(format!("'{s}': the run time is at most a day (86400s)")),
         _ => Err(format!(
             "'{s}' is not a run time (seconds like 5 or 0.3, or milliseconds like 300ms)"
         )),

@@ -18,20 +18,45 @@ use viommu::memory::ImageMemory;
 /// Bad configuration, an unreadable or malformed image, a root outside it, or tables
 /// that cannot be dumped (shared or cyclic).
 pub fn decode(args: &DecodeArgs) -> Result<(), CliError> {
+    let open = || -> Result<Arc<ImageMemory>, CliError> {
+        if args.image.is_dir() {
+            return Err(CliError::Image(format!(
+                "{}: a directory, not a memory image",
+                args.image.display()
+            )));
+        }
+        Ok(Arc::new(
+            ImageMemory::open(&args.image, args.base).map_err(image_error)?,
+        ))
+    };
+    // From a device: the chain alone is something to show.
+    if let (Some(rtaddr), Some(bdf)) = (args.vtd_root, args.bdf) {
+        print!("{}", crate::chain::vtd(args, open()?, rtaddr, bdf)?);
+        return Ok(());
+    }
+    if let Some(strtab) = args.smmu_strtab {
+        print!("{}", crate::chain::smmu(args, open()?, strtab)?);
+        return Ok(());
+    }
     if args.iovas.is_empty() && !args.dump {
         return Err(CliError::Usage(
             "nothing to decode: give IOVAs to translate, or --dump".into(),
         ));
     }
-    let spec = FormatSpec::new(args.format, &args.config, args.haw)?;
-    let image = Arc::new(ImageMemory::open(&args.image, args.base).map_err(image_error)?);
-    let text = spec.run(Decode { args, image })??;
+    let (Some(format), Some(root)) = (args.format, args.root) else {
+        return Err(CliError::Usage(
+            "give --format and --root, or a device (--vtd-root with --bdf, --smmu-strtab with --sid)".into(),
+        ));
+    };
+    let spec = FormatSpec::new(format, &args.config, args.haw)?;
+    let image = open()?;
+    let text = spec.run(Decode { args, image, root })??;
     print!("{text}");
     Ok(())
 }
 
 /// An image that cannot be opened is an I/O error; one that cannot be memory says why.
-fn image_error(e: viommu::Error) -> CliError {
+pub(crate) fn image_error(e: viommu::Error) -> CliError {
     match e {
         viommu::Error::Io { path, source } => CliError::Io {
             path: path.display().to_string(),
@@ -48,13 +73,14 @@ fn image_error(e: viommu::Error) -> CliError {
 struct Decode<'a> {
     args: &'a DecodeArgs,
     image: Arc<ImageMemory>,
+    root: u64,
 }
 
 impl FormatJob for Decode<'_> {
     type Output = Result<String, CliError>;
 
     fn run<F: CliFormat>(self, fmt: F, _spec: &FormatSpec) -> Self::Output {
-        let (args, image) = (self.args, self.image);
+        let (args, image, root) = (self.args, self.image, self.root);
         let geo = fmt.geometry();
         let top_bytes = geo.table_bytes(geo.top()) as u64;
         if image.len() < top_bytes {
@@ -64,19 +90,17 @@ impl FormatJob for Decode<'_> {
                 image.len()
             )));
         }
-        if args.root % top_bytes != 0 {
+        if root % top_bytes != 0 {
             return Err(CliError::Image(format!(
-                "--root {:#x} is not aligned to the top table's size ({top_bytes:#x})",
-                args.root
+                "--root {root:#x} is not aligned to the top table's size ({top_bytes:#x})"
             )));
         }
         let end = image.base() + (image.len() - 1);
         let table =
-            ForeignTable::new(fmt.clone(), image.clone(), PhysAddr(args.root)).map_err(|_| {
+            ForeignTable::new(fmt.clone(), image.clone(), PhysAddr(root)).map_err(|_| {
                 CliError::Image(format!(
-                    "--root {:#x}: the top table ({top_bytes:#x} bytes) is not inside the image \
+                    "--root {root:#x}: the top table ({top_bytes:#x} bytes) is not inside the image \
                  ({:#x}..={end:#x})",
-                    args.root,
                     image.base()
                 ))
             })?;

@@ -22,7 +22,7 @@ pub enum CliError {
     /// A memory image cannot be decoded at all (too short, bad root, ...).
     #[error("{0}")]
     Image(String),
-    /// A `--map` of `dump` was refused by the table.
+    /// A `--map` of `dump` was refused by the table (exit code 2: a bad argument).
     #[error("--map {spec}: {source}")]
     Map {
         /// The `--map` argument as given.
@@ -36,10 +36,11 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The process exit code: 2 for bad arguments, 1 for everything else.
+    /// The process exit code: 2 for bad arguments (nothing ran), 1 for a command
+    /// that ran and failed.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Usage(_) | CliError::Config(_) => 2,
+            CliError::Usage(_) | CliError::Config(_) | CliError::Map { .. } => 2,
             _ => 1,
         }
     }

@@ -36,6 +36,9 @@ pub enum Call {
     IovaAlloc,
     /// `free_fast` of it.
     IovaFree,
+    /// With `--dirty`: the device's write of one page, `mark_dirty` (the hardware's
+    /// atomic update of the leaf's dirty state), and when locked, the shared lock.
+    DmaWrite,
 }
 
 impl Call {
@@ -47,6 +50,7 @@ impl Call {
             Call::Translate => "translate",
             Call::IovaAlloc => "iova alloc",
             Call::IovaFree => "iova free",
+            Call::DmaWrite => "dma write",
         }
     }
 }
@@ -54,7 +58,7 @@ impl Call {
 /// One thread's histograms, one per [`Call`].
 #[derive(Debug, Clone)]
 pub struct CallTimes {
-    hists: [Histogram<u64>; 5],
+    hists: [Histogram<u64>; 6],
 }
 
 impl Default for CallTimes {

@@ -3,15 +3,21 @@
 //! - `iommu-pt` / `iommu-pt simulate`: the main job, a DMA workload on every format with
 //!   a debugfs-style reader dumping the tables concurrently, ending in throughput and
 //!   per-call latency percentiles; `--compare` runs the per-domain-lock design beside
-//!   it, `--plot` draws the distributions, `--json` prints every figure for scripts;
+//!   it, `--dirty` adds dirty tracking and a migration pass, `--plot` draws the
+//!   distributions, `--json` prints every figure for scripts;
 //! - `iommu-pt dump`: a table built from `--map`s, its dump and hardware registers, and
 //!   optionally a memory image of it;
-//! - `iommu-pt decode`: translations and faults of tables in a raw memory image.
+//! - `iommu-pt decode`: translations and faults of tables in a raw memory image, from a
+//!   table's root or from a device's VT-d / SMMUv3 chain.
 //!
-//! Exit codes: 0 success, 1 failure (errors during a simulation, a bad image, a refused
-//! mapping, I/O), 2 bad arguments. Errors are one line on stderr.
+//! Exit codes, one rule: 2 when the arguments are wrong (a bad value, a missing or
+//! conflicting option, a configuration or `--map` the table refuses): nothing ran; 1
+//! when the command ran and failed (I/O, an image that cannot be decoded, errors
+//! during a simulation); 0 otherwise (a fault that `decode` finds is a result).
+//! Errors are one line on stderr.
 
 mod args;
+mod chain;
 mod decode;
 mod domain;
 mod dump;
@@ -19,6 +25,7 @@ mod error;
 mod formats;
 mod latency;
 mod machine;
+mod migration;
 mod plot;
 mod schedstat;
 mod simulate;

@@ -3,7 +3,9 @@
 //! table all along; formats run one after another, each for its share of the time.
 //!
 //! With `--compare`, each format runs four times: this library's lock-free design and
-//! the per-domain-lock design it replaces, each with and without the dumper.
+//! the per-domain-lock design it replaces, each with and without the dumper. With
+//! `--dirty`, every run tracks dirty pages and a migration thread runs beside the
+//! dumper (see [`crate::migration`]).
 
 use crate::args::{ConfigArgs, SimulateArgs};
 use crate::domain::{Design, Domain, min_table_pages};
@@ -11,8 +13,9 @@ use crate::error::CliError;
 use crate::formats::{CliFormat, FormatJob, FormatKind, FormatSpec, size_name};
 use crate::latency::{self, Call, CallTimes};
 use crate::machine::{self, Machine};
+use crate::migration::{self, DirtyWindow, MigrationCounters, Tracking};
 use crate::plot;
-use crate::summary::{self, Clock, Latencies, Report, RunConfig, RunReport};
+use crate::summary::{self, Clock, DirtyReport, Latencies, Report, RunConfig, RunReport};
 use crate::workload::{
     DmaPlan, ErrorLog, MIN_OAS, Peaks, QueueCounters, ReaderCounters, Shared, debugfs_reader,
     device_queue, leaves_left,
@@ -55,7 +58,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<(), CliError> {
         .iter()
         .map(|&k| FormatSpec::new(k, &config_for(k, args), None))
         .collect::<Result<Vec<_>, _>>()?;
-    let threads = args.threads.unwrap_or_else(default_threads);
+    let threads = args.threads.unwrap_or_else(|| default_threads(args.dirty));
     let mut spans = Vec::new();
     for spec in &specs {
         if spec.oas < MIN_OAS {
@@ -86,6 +89,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<(), CliError> {
                 span,
                 design,
                 dumper,
+                dirty: args.dirty,
                 duration: per_run,
                 progress: &progress,
                 label: format!(
@@ -108,6 +112,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<(), CliError> {
         duration_s: args.duration.as_secs_f64(),
         run_s: per_run.as_secs_f64(),
         compare: args.compare,
+        dirty: args.dirty,
     };
     let report = Report::new(config, Machine::detect(), clock, reports);
     if let Some((path, mut file)) = plot_file {
@@ -140,9 +145,12 @@ pub fn simulate(args: &SimulateArgs) -> Result<(), CliError> {
 }
 
 /// One queue per CPU but one, which the dumper gets, so that on an idle machine the
-/// dumper costs the writers no CPU time and what it costs them is the design's.
-fn default_threads() -> usize {
-    machine::logical_cpus().saturating_sub(1).max(1)
+/// dumper costs the writers no CPU time and what it costs them is the design's; with
+/// dirty tracking, but two, for the same reason with the migration thread.
+fn default_threads(dirty: bool) -> usize {
+    machine::logical_cpus()
+        .saturating_sub(1 + usize::from(dirty))
+        .max(1)
 }
 
 /// The configuration for `kind`: with every format running, a non-4K `--granule`
@@ -262,6 +270,8 @@ struct Simulation<'a> {
     span: u64,
     design: Design,
     dumper: bool,
+    /// Dirty tracking and the migration thread (`--dirty`).
+    dirty: bool,
     duration: Duration,
     progress: &'a Progress,
     label: String,
@@ -280,6 +290,10 @@ impl FormatJob for Simulation<'_> {
             e => e,
         })?;
         let geo = *dom.pt.geometry();
+        let tracking = self
+            .dirty
+            .then(|| self.tracking(&dom, &plan, spec))
+            .transpose()?;
         let stop = AtomicBool::new(false);
         let errors = ErrorLog::default();
         let peaks = Peaks::default();
@@ -292,9 +306,11 @@ impl FormatJob for Simulation<'_> {
             errors: &errors,
             queues: &queues,
             peaks: &peaks,
+            dirty: tracking.as_ref(),
         };
         let start = Instant::now();
-        let (times, waited, passes, elapsed) = thread::scope(|s| {
+        let mut dirt = Dirt::default();
+        let (times, waited, passes, migrations, elapsed) = thread::scope(|s| {
             let workers: Vec<_> = queues
                 .iter()
                 .enumerate()
@@ -306,22 +322,43 @@ impl FormatJob for Simulation<'_> {
             let dumper = self
                 .dumper
                 .then(|| s.spawn(|| debugfs_reader(&shared, &reader)));
+            let migration = tracking
+                .as_ref()
+                .map(|tr| s.spawn(|| migration::migration_thread(&shared, tr)));
             self.watch(start, &shared);
             let elapsed = start.elapsed();
+            // What was reported while the queues ran, for the rate: the passes so far
+            // and the harvests the queues published.
+            if let Some(tr) = &tracking {
+                dirt.in_run = tr.counters.reported.load(Ordering::Relaxed)
+                    + queues
+                        .iter()
+                        .map(|q| q.harvested.load(Ordering::Relaxed))
+                        .sum::<u64>();
+            }
             let mut times = CallTimes::default();
             let mut waited = Some(0);
             for w in workers {
-                let (t, cpu) = join(w);
-                times.merge(&t);
-                waited = waited.zip(cpu).map(|(sum, c)| sum + c.waited_ns);
+                let end = join(w);
+                times.merge(&end.times);
+                waited = waited.zip(end.cpu).map(|(sum, c)| sum + c.waited_ns);
+                dirt.dirtied += end.dirtied;
+                dirt.harvested += end.harvested;
             }
-            (times, waited, dumper.map(join), elapsed)
+            (
+                times,
+                waited,
+                dumper.map(join),
+                migration.map(join),
+                elapsed,
+            )
         });
 
         let left = leaves_left(&dom);
         if left != 0 {
             errors.report(|| format!("{left} leaves still mapped after every queue stopped"));
         }
+        let dirty = tracking.as_ref().map(|tr| dirt.verify(&shared, tr));
         let stats = dom.iova.stats();
         dom.iova.flush_caches();
         let live = dom.iova.stats().live_ranges;
@@ -370,7 +407,8 @@ impl FormatJob for Simulation<'_> {
             min_table_pages: min_table_pages(&geo, peak_mapped),
             dump_passes: reader.passes.load(Ordering::Relaxed),
             leaves_checked: reader.leaves.load(Ordering::Relaxed),
-            latency: Latencies::new(&times, passes.as_ref()),
+            latency: Latencies::new(&times, passes.as_ref(), migrations.as_ref()),
+            dirty,
             errors: errors.count(),
             messages: errors.messages(),
             writer_times,
@@ -380,12 +418,92 @@ impl FormatJob for Simulation<'_> {
     }
 }
 
+/// The dirty-tracking counts the queues returned.
+#[derive(Debug, Default)]
+struct Dirt {
+    /// Pages their writes made dirty.
+    dirtied: u64,
+    /// Pages their unmaps' harvests reported, the teardown's included.
+    harvested: u64,
+    /// Pages reported (by passes and harvests) while the queues ran.
+    in_run: u64,
+}
+
+impl Dirt {
+    /// Once every thread stopped and every queue harvested and unmapped what it had:
+    /// one final pass, then the check that every page dirtied was reported exactly
+    /// once (an error of the run if not). Returns the run's dirty-tracking figures.
+    fn verify<F: Format>(&self, sh: &Shared<'_, F>, tr: &Tracking) -> DirtyReport {
+        // The table is empty by now (or the leak was reported), so this pass finds
+        // nothing unless a leaf was left dirty behind a report that never came.
+        let mut bitmap = vec![0u64; tr.words(tr.window.chunk)];
+        migration::pass(sh, tr, &mut bitmap, None);
+        let c = &tr.counters;
+        let reported = self.harvested + c.reported.load(Ordering::Relaxed);
+        let dirtied = self.dirtied;
+        if reported != dirtied {
+            let (n, what) = if reported < dirtied {
+                (dirtied - reported, "never reported: writes lost")
+            } else {
+                (
+                    reported - dirtied,
+                    "reported more than once, or never written",
+                )
+            };
+            sh.errors.report(|| {
+                format!(
+                    "dirty tracking: the devices dirtied {dirtied} pages, read-and-clear \
+                     reported {reported} ({} by unmaps): {n} {what}",
+                    self.harvested
+                )
+            });
+        }
+        DirtyReport {
+            dirtied_pages: dirtied,
+            reported_pages: reported,
+            harvested_pages: self.harvested,
+            reported_in_run: self.in_run,
+            dirty_pages_per_s: 0.0,
+            migration_passes: c.passes.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Relaxed),
+            invalidated_bytes: c.invalidated.load(Ordering::Relaxed),
+            window_start: tr.window.start,
+            window_bytes: tr.window.len(),
+        }
+    }
+}
+
 /// A thread's result; its panic, if it panicked, carries on in this thread.
 fn join<T>(h: thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 impl Simulation<'_> {
+    /// Turns dirty tracking on in `dom`'s empty table and sets up what the queues and
+    /// the migration thread share: the window below the allocator's limit that all
+    /// queues' spans fill, in table-span chunks (no buffer is larger, and each is
+    /// aligned to its size, so no leaf crosses a chunk).
+    ///
+    /// # Errors
+    /// [`CliError::Config`] if the format has no dirty tracking.
+    fn tracking<F: Format>(
+        &self,
+        dom: &Domain<F>,
+        plan: &DmaPlan,
+        spec: &FormatSpec,
+    ) -> Result<Tracking, CliError> {
+        dom.pt
+            .set_dirty_tracking(true)
+            .map_err(|e| CliError::Config(format!("{}: dirty tracking: {e}", spec.kind)))?;
+        let granule_shift = dom.pt.geometry().granule_shift;
+        let end = (plan.limit_pfn + 1) << granule_shift;
+        Ok(Tracking {
+            window: DirtyWindow::new(end, self.threads as u64 * self.span, plan.table_span),
+            page_size: 1 << granule_shift,
+            counters: MigrationCounters::default(),
+        })
+    }
+
     /// Samples the table's size and updates the progress bar until the time is up,
     /// then stops the threads.
     fn watch<F: Format>(&self, start: Instant, sh: &Shared<'_, F>) {

@@ -45,6 +45,9 @@ pub struct RunConfig {
     pub run_s: f64,
     /// Whether the locked design ran too (`--compare`).
     pub compare: bool,
+    /// Whether dirty tracking ran (`--dirty`); absent from the JSON when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
 }
 
 /// How calls were timed.
@@ -71,11 +74,24 @@ pub struct Latencies {
     pub iova_free: Latency,
     /// Whole dump-and-check passes of the dumper; absent without one.
     pub dump_pass: Option<Latency>,
+    /// With `--dirty`: the devices' page writes (`mark_dirty`); absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dma_write: Option<Latency>,
+    /// With `--dirty`: whole read-and-clear passes of the migration thread over its
+    /// window; absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_pass: Option<Latency>,
 }
 
 impl Latencies {
-    /// The summaries of the queues' merged `times` and the dumper's `passes`.
-    pub fn new(times: &CallTimes, passes: Option<&Histogram<u64>>) -> Self {
+    /// The summaries of the queues' merged `times`, the dumper's `passes`, and with
+    /// dirty tracking the migration thread's `migration` passes (the devices' writes are
+    /// then reported too).
+    pub fn new(
+        times: &CallTimes,
+        passes: Option<&Histogram<u64>>,
+        migration: Option<&Histogram<u64>>,
+    ) -> Self {
         let of = |c| Latency::of(times.get(c));
         Latencies {
             map: of(Call::Map),
@@ -84,6 +100,8 @@ impl Latencies {
             iova_alloc: of(Call::IovaAlloc),
             iova_free: of(Call::IovaFree),
             dump_pass: passes.map(Latency::of),
+            dma_write: migration.map(|_| of(Call::DmaWrite)),
+            migration_pass: migration.map(Latency::of),
         }
     }
 
@@ -93,13 +111,54 @@ impl Latencies {
             (Call::Map.name(), &self.map),
             (Call::Unmap.name(), &self.unmap),
             (Call::Translate.name(), &self.translate),
-            (Call::IovaAlloc.name(), &self.iova_alloc),
-            (Call::IovaFree.name(), &self.iova_free),
         ];
+        if let Some(w) = &self.dma_write {
+            v.push((Call::DmaWrite.name(), w));
+        }
+        v.push((Call::IovaAlloc.name(), &self.iova_alloc));
+        v.push((Call::IovaFree.name(), &self.iova_free));
         if let Some(d) = &self.dump_pass {
             v.push(("dump pass", d));
         }
+        if let Some(m) = &self.migration_pass {
+            v.push(("migration pass", m));
+        }
         v
+    }
+}
+
+/// What dirty tracking (`--dirty`) counted in one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirtyReport {
+    /// Pages the devices' writes made dirty: each write that found its leaf clean, times
+    /// the granules of the leaf (a dirty leaf reports all of them).
+    pub dirtied_pages: u64,
+    /// Pages read-and-clear reported, by the migration passes and the unmaps'
+    /// harvests, those after the queues stopped (teardown, a final pass) included.
+    pub reported_pages: u64,
+    /// Of those, the pages the unmaps' harvests reported.
+    pub harvested_pages: u64,
+    /// Pages reported while the queues ran.
+    pub reported_in_run: u64,
+    /// `reported_in_run` per second of the run.
+    pub dirty_pages_per_s: f64,
+    /// Whole migration passes over the window while the queues ran.
+    pub migration_passes: u64,
+    /// IOTLB invalidations the passes issued (one per pass that found a dirty page).
+    pub invalidations: u64,
+    /// Bytes those invalidations covered.
+    pub invalidated_bytes: u64,
+    /// First IOVA of the window a pass reads and clears.
+    pub window_start: u64,
+    /// Bytes of that window.
+    pub window_bytes: u64,
+}
+
+impl DirtyReport {
+    /// Whether every page dirtied was reported exactly once: fewer reported means a
+    /// write was lost, more that one was reported twice (or invented).
+    pub fn exact(&self) -> bool {
+        self.dirtied_pages == self.reported_pages
     }
 }
 
@@ -165,6 +224,9 @@ pub struct RunReport {
     pub leaves_checked: u64,
     /// Per-call latency distributions.
     pub latency: Latencies,
+    /// With `--dirty`, what dirty tracking counted; absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirty: Option<DirtyReport>,
     /// Errors of any kind.
     pub errors: u64,
     /// The first error messages.
@@ -189,6 +251,9 @@ impl RunReport {
         self.writes_per_s = (self.maps + self.unmaps) as f64 / secs;
         self.iova_hit_percent =
             100.0 * self.iova_hits as f64 / (self.iova_hits + self.iova_misses).max(1) as f64;
+        if let Some(d) = &mut self.dirty {
+            d.dirty_pages_per_s = d.reported_in_run as f64 / secs;
+        }
     }
 }
 
@@ -415,6 +480,49 @@ fn compare_table(runs: &[RunReport]) -> String {
     table(&header, &rows, 3)
 }
 
+/// The dirty-tracking table: one row per run (the main job's, or every run with
+/// `--compare`).
+fn dirty_table(runs: &[&RunReport], compare: bool) -> String {
+    let mut header = vec!["format"];
+    if compare {
+        header.extend(["design", "dumper"]);
+    }
+    header.extend([
+        "dirty pages/s",
+        "dirtied",
+        "reported",
+        "by unmaps",
+        "passes",
+        "pass p50",
+        "pass max",
+        "window",
+    ]);
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .filter_map(|r| Some((r, r.dirty.as_ref()?)))
+        .map(|(r, d)| {
+            let mut row = vec![r.format.to_string()];
+            if compare {
+                row.push(r.design.name().to_string());
+                row.push(if r.dumper { "on" } else { "off" }.to_string());
+            }
+            let pass = r.latency.migration_pass.as_ref();
+            row.extend([
+                si(d.dirty_pages_per_s),
+                d.dirtied_pages.to_string(),
+                d.reported_pages.to_string(),
+                d.harvested_pages.to_string(),
+                d.migration_passes.to_string(),
+                pass.map_or_else(|| "-".into(), |p| duration(p.p50_ns)),
+                pass.map_or_else(|| "-".into(), |p| duration(p.max_ns)),
+                bytes(d.window_bytes),
+            ]);
+            row
+        })
+        .collect();
+    table(&header, &rows, if compare { 3 } else { 1 })
+}
+
 /// The spans of the runs: one size, or one per format when they differ.
 fn spans(runs: &[&RunReport]) -> String {
     let first = runs.first().map_or(0, |r| r.span_bytes);
@@ -436,10 +544,15 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "iommu-pt simulate: {} device queue{} per domain, each keeping up to {} mapped, \
-         and 1 debugfs dumper; {} run{} of {:.2} s\n",
+         and 1 debugfs dumper{}; {} run{} of {:.2} s\n",
         c.threads,
         if c.threads == 1 { "" } else { "s" },
         spans(&main),
+        if c.dirty {
+            " and 1 migration thread"
+        } else {
+            ""
+        },
         report.runs.len(),
         if report.runs.len() == 1 { "" } else { "s" },
         c.run_s
@@ -458,6 +571,19 @@ pub fn render(report: &Report) -> String {
         );
         out.push_str(&compare_table(&report.runs));
     }
+    if c.dirty {
+        out.push_str(
+            "\nDirty tracking (devices write their writable buffers; a migration thread \
+             reads and clears the window pass after pass; each unmap harvests its buffer \
+             first):\n",
+        );
+        let runs: Vec<&RunReport> = if c.compare {
+            report.runs.iter().collect()
+        } else {
+            main.clone()
+        };
+        out.push_str(&dirty_table(&runs, c.compare));
+    }
     out.push_str(
         "\nmaps/s, unmaps/s: buffers of 4K to 2M (a table span) per second, all queues; \
          translations/s: pages the devices translated.\n\
@@ -473,6 +599,19 @@ pub fn render(report: &Report) -> String {
              same design without the dumper.\n",
         );
     }
+    if c.dirty {
+        out.push_str(
+            "dirty pages/s: pages reported per second while the queues ran; dirtied: pages \
+             the devices' writes made dirty; reported: pages read-and-clear reported, by the \
+             passes and by unmaps (with the teardown's and a final pass's).\n\
+             a pass reads and clears the window below the allocator's limit in table-span \
+             chunks, beside the queues' maps and unmaps (no lock: each clear reports only \
+             what it cleaned), then invalidates what it found dirty; unmap times include \
+             the harvest; dma write is \
+             the device's write of a page (mark_dirty), each page of a writable buffer \
+             and its first again for the completion status.\n",
+        );
+    }
     let waited = report
         .runs
         .iter()
@@ -482,9 +621,37 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "note: the device queues waited for a CPU up to {waited:.0}% of their run time \
-             (a busy machine, or fewer CPUs than queues and the dumper); throughput, and \
-             the dumper's cost to it, include that wait."
+             (a busy machine, or fewer CPUs than {}); throughput, and the dumper's cost to \
+             it, include that wait.",
+            if c.dirty {
+                "queues, the dumper and the migration thread"
+            } else {
+                "queues and the dumper"
+            }
         );
+    }
+    if c.dirty {
+        let dirty: Vec<&DirtyReport> = report
+            .runs
+            .iter()
+            .filter_map(|r| r.dirty.as_ref())
+            .collect();
+        let inexact = dirty.iter().filter(|d| !d.exact()).count();
+        if inexact == 0 {
+            let pages: u64 = dirty.iter().map(|d| d.dirtied_pages).sum();
+            let _ = writeln!(
+                out,
+                "dirty tracking: {pages} pages dirtied and {pages} reported; every page the \
+                 devices wrote was reported exactly once."
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "dirty tracking: the pages dirtied and reported differ in {inexact} run{}: \
+                 FAILED.",
+                if inexact == 1 { "" } else { "s" }
+            );
+        }
     }
     if report.errors == 0 {
         out.push_str(
@@ -505,10 +672,22 @@ pub fn render(report: &Report) -> String {
 
 /// One paragraph per run with its details (more than the tables hold).
 pub fn details(r: &RunReport) -> String {
+    let dirty = r.dirty.as_ref().map_or_else(String::new, |d| {
+        format!(
+            "; {} pages dirtied, {} reported ({} by unmaps) in {} migration passes, {} \
+             invalidations of {} MiB",
+            d.dirtied_pages,
+            d.reported_pages,
+            d.harvested_pages,
+            d.migration_passes,
+            d.invalidations,
+            d.invalidated_bytes >> 20
+        )
+    });
     format!(
         "{} ({}, dumper {}): {} buffers mapped and {} unmapped by {} queues in {:.2} s, \
          {} pages translated, {} MiB invalidated, {} leaves checked in {} dumps; IOVA \
-         cache {} hits, {} misses",
+         cache {} hits, {} misses{}",
         r.format,
         r.design.name(),
         if r.dumper { "on" } else { "off" },
@@ -521,7 +700,8 @@ pub fn details(r: &RunReport) -> String {
         r.leaves_checked,
         r.dump_passes,
         r.iova_hits,
-        r.iova_misses
+        r.iova_misses,
+        dirty
     )
 }
 
@@ -573,7 +753,10 @@ mod tests {
                 iova_alloc: lat.clone(),
                 iova_free: lat.clone(),
                 dump_pass: dumper.then(|| lat.clone()),
+                dma_write: None,
+                migration_pass: None,
             },
+            dirty: None,
             errors: 0,
             messages: vec![],
             writer_times: h,
@@ -590,6 +773,7 @@ mod tests {
                 duration_s: 1.0,
                 run_s: 1.0,
                 compare,
+                dirty: false,
             },
             Machine::detect(),
             Clock {
@@ -687,7 +871,7 @@ mod tests {
         passes.record_n(700_415, 99).unwrap();
         passes.record(2_000_000_000).unwrap();
         let mut r = run("vtd-fs", Design::LockFree, true, 2000);
-        r.latency = Latencies::new(&times, Some(&passes));
+        r.latency = Latencies::new(&times, Some(&passes), None);
         let l = &r.latency;
         assert_eq!(
             (l.map.p50_ns, l.map.p99_ns, l.map.p99_9_ns),
@@ -803,5 +987,159 @@ mod tests {
         );
         assert!(text.contains("errors: 3 (wrong translations"), "{text}");
         assert!(text.contains("FAILED"), "{text}");
+    }
+
+    /// `r` with dirty tracking: `dirtied` pages dirtied, `reported` reported (a quarter
+    /// by unmaps) of which 200k while running for one second, 40 passes of 1..=1000 ns.
+    fn with_dirt(mut r: RunReport, dirtied: u64, reported: u64) -> RunReport {
+        let mut passes = histogram();
+        for v in 1..=1000 {
+            passes.record(v).unwrap();
+        }
+        let mut times = CallTimes::default();
+        times.record(Call::DmaWrite, 50);
+        r.latency.dma_write = Some(Latency::of(times.get(Call::DmaWrite)));
+        r.latency.migration_pass = Some(Latency::of(&passes));
+        r.dirty = Some(DirtyReport {
+            dirtied_pages: dirtied,
+            reported_pages: reported,
+            harvested_pages: reported / 4,
+            reported_in_run: 200_000,
+            dirty_pages_per_s: 0.0,
+            migration_passes: 40,
+            invalidations: 30,
+            invalidated_bytes: 3 << 20,
+            window_start: (1 << 48) - (64 << 20),
+            window_bytes: 64 << 20,
+        });
+        r.derive();
+        r
+    }
+
+    fn dirty_report(runs: Vec<RunReport>, compare: bool) -> Report {
+        let mut rep = report(runs, compare);
+        rep.config.dirty = true;
+        rep
+    }
+
+    #[test]
+    fn dirty_tracking_has_its_table_rows_and_verdict() {
+        let r = with_dirt(
+            run("vtd-ss", Design::LockFree, true, 2000),
+            123_456,
+            123_456,
+        );
+        assert_eq!(r.dirty.as_ref().unwrap().dirty_pages_per_s, 200_000.0);
+        let text = render(&dirty_report(vec![r], false));
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains("and 1 debugfs dumper and 1 migration thread;"),
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("Dirty tracking ("))
+            .unwrap_or_else(|| panic!("no dirty table in\n{text}"));
+        let header: Vec<&str> = lines[at + 1]
+            .split("  ")
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            header.iter().map(|c| c.trim()).collect::<Vec<_>>(),
+            [
+                "format",
+                "dirty pages/s",
+                "dirtied",
+                "reported",
+                "by unmaps",
+                "passes",
+                "pass p50",
+                "pass max",
+                "window"
+            ]
+        );
+        let row: Vec<&str> = lines[at + 2].split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "vtd-ss", "200k", "123456", "123456", "30864", "40", "500ns", "1.00µs", "64M"
+            ]
+        );
+        // The device's write and the pass among the latency rows.
+        assert!(text.contains("vtd-ss  dma write "), "{text}");
+        // With a CPU-starved machine, the note names the migration thread too.
+        let mut r = with_dirt(run("vtd-ss", Design::LockFree, true, 2000), 1, 1);
+        r.cpu_wait_percent = Some(30.0);
+        let starved = render(&dirty_report(vec![r], false));
+        assert!(
+            starved.contains("fewer CPUs than queues, the dumper and the migration thread)"),
+            "{starved}"
+        );
+        assert!(text.contains("vtd-ss  migration pass "), "{text}");
+        assert!(
+            text.contains(
+                "dirty tracking: 123456 pages dirtied and 123456 reported; every page the \
+                 devices wrote was reported exactly once."
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dirty_counts_that_differ_fail_and_compare_shows_every_run() {
+        let runs = vec![
+            with_dirt(run("arm-s2", Design::LockFree, false, 2000), 10, 10),
+            with_dirt(run("arm-s2", Design::LockFree, true, 2000), 10, 11),
+            with_dirt(run("arm-s2", Design::Locked, false, 2000), 10, 9),
+            with_dirt(run("arm-s2", Design::Locked, true, 2000), 0, 0),
+        ];
+        let text = render(&dirty_report(runs, true));
+        assert!(
+            text.contains(
+                "dirty tracking: the pages dirtied and reported differ in 2 runs: FAILED."
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("exactly once"), "{text}");
+        let at = text.find("Dirty tracking (").unwrap();
+        let rows: Vec<Vec<&str>> = text[at..]
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows.len(), 4, "{text}");
+        assert_eq!(
+            rows[1][..6],
+            ["arm-s2", "lock-free", "on", "200k", "10", "11"]
+        );
+        assert_eq!(rows[2][..6], ["arm-s2", "locked", "off", "200k", "10", "9"]);
+    }
+
+    #[test]
+    fn without_dirty_tracking_nothing_of_it_shows() {
+        let rep = report(vec![run("vtd-fs", Design::LockFree, true, 2000)], false);
+        let text = render(&rep);
+        assert!(!text.to_lowercase().contains("dirty"), "{text}");
+        assert!(!text.contains("migration"), "{text}");
+        let v = serde_json::to_value(&rep).unwrap();
+        assert!(v["config"].get("dirty").is_none(), "{v}");
+        assert!(v["runs"][0].get("dirty").is_none(), "{v}");
+        assert!(v["runs"][0]["latency"].get("dma_write").is_none(), "{v}");
+        assert!(
+            v["runs"][0]["latency"].get("migration_pass").is_none(),
+            "{v}"
+        );
+        // With it, all of it does.
+        let r = with_dirt(run("vtd-fs", Design::LockFree, true, 2000), 5, 5);
+        let v = serde_json::to_value(dirty_report(vec![r], false)).unwrap();
+        assert_eq!(v["config"]["dirty"], true);
+        assert_eq!(v["runs"][0]["dirty"]["reported_pages"], 5);
+        assert_eq!(v["runs"][0]["dirty"]["dirty_pages_per_s"], 200_000.0);
+        assert_eq!(v["runs"][0]["latency"]["dma_write"]["p50_ns"], 50);
+        assert_eq!(v["runs"][0]["latency"]["migration_pass"]["max_ns"], 1000);
     }
 }

@@ -14,9 +14,14 @@
 //! what. The relation keeps every naturally aligned buffer physically contiguous, and
 //! the 1 MiB offset keeps table-sized buffers off block alignment, so they are mapped
 //! page by page and fill a whole last-level table, which their unmap then frees.
+//!
+//! With `--dirty` (see [`crate::migration`]), the device also writes every page of a
+//! buffer it may write, then its first page again (the completion status), and each
+//! unmap first harvests the buffer's dirty state.
 
 use crate::domain::Domain;
 use crate::latency::{self, Call, CallTimes};
+use crate::migration::{Tracking, read_and_clear};
 use crate::schedstat::ThreadCpu;
 use hdrhistogram::Histogram;
 use pgtable_core::{Format, Gather, Prot, Translation};
@@ -63,8 +68,8 @@ pub struct DmaPlan {
     low_mask: u64,
     /// `2^(oas-2) + PA_SKEW`.
     pa_base: u64,
-    /// Bytes one last-level table maps: the size of the big buffers.
-    table_span: u64,
+    /// Bytes one last-level table maps: the size of the big buffers, the largest.
+    pub table_span: u64,
     /// One cycle in this many maps a table-sized buffer.
     big_every: u64,
     /// Last IOVA pfn a queue may allocate.
@@ -166,6 +171,8 @@ pub struct QueueCounters {
     pub tables_freed: AtomicU64,
     /// Bytes mapped now.
     pub in_flight: AtomicU64,
+    /// Pages the unmaps' harvests reported (`--dirty`), for the rate while running.
+    pub harvested: AtomicU64,
 }
 
 /// What the debugfs reader counted.
@@ -247,6 +254,8 @@ pub struct Shared<'a, F: Format> {
     pub queues: &'a [QueueCounters],
     /// The largest table seen.
     pub peaks: &'a Peaks,
+    /// Dirty tracking, with `--dirty`.
+    pub dirty: Option<&'a Tracking>,
 }
 
 /// A buffer a queue has mapped and not yet unmapped.
@@ -265,6 +274,8 @@ struct Tally {
     invalidated: u64,
     freed: u64,
     in_flight: u64,
+    dirtied: u64,
+    harvested: u64,
 }
 
 impl Tally {
@@ -275,20 +286,39 @@ impl Tally {
         out.invalidated.store(self.invalidated, Ordering::Relaxed);
         out.tables_freed.store(self.freed, Ordering::Relaxed);
         out.in_flight.store(self.in_flight, Ordering::Relaxed);
+        out.harvested.store(self.harvested, Ordering::Relaxed);
     }
 }
 
+/// What a device queue returns when it stops.
+#[derive(Debug)]
+pub struct QueueEnd {
+    /// The times of its calls until `stop`.
+    pub times: CallTimes,
+    /// Where the kernel tells, the CPU time it got and how long it waited for a CPU
+    /// until `stop`.
+    pub cpu: Option<ThreadCpu>,
+    /// Pages its writes made dirty (`--dirty`).
+    pub dirtied: u64,
+    /// Pages its unmaps' harvests reported, those of its teardown included.
+    pub harvested: u64,
+}
+
+/// A queue's own state for [`retire`].
+struct Queue {
+    gather: Gather,
+    tally: Tally,
+    /// The harvest's bitmap: one bit per granule of the largest buffer.
+    bitmap: Vec<u64>,
+}
+
 /// One device queue, a ring of DMA buffers: allocate an IOVA, map a buffer, translate
-/// each page as the device would and check it; once its buffers would exceed the span,
-/// unmap the oldest into a gather, "invalidate" the gathered range, release the gather
-/// and free the IOVA; until `stop`. Then it unmaps what it still has (untimed) and
-/// returns the times of its calls and, where the kernel tells, the CPU time it got and
-/// how long it waited for a CPU until `stop`.
-pub fn device_queue<F: Format>(
-    sh: &Shared<'_, F>,
-    seed: u64,
-    out: &QueueCounters,
-) -> (CallTimes, Option<ThreadCpu>) {
+/// each page as the device would and check it (with `--dirty`, then write it if the
+/// buffer is writable); once its buffers would exceed the span, unmap the oldest into a
+/// gather (with `--dirty`, harvesting its dirty state first), "invalidate" the gathered
+/// range, release the gather and free the IOVA; until `stop`. Then it unmaps what it
+/// still has (untimed) and returns.
+pub fn device_queue<F: Format>(sh: &Shared<'_, F>, seed: u64, out: &QueueCounters) -> QueueEnd {
     let cpu_at_start = ThreadCpu::now();
     let plan = &sh.plan;
     let dom = sh.dom;
@@ -296,15 +326,20 @@ pub fn device_queue<F: Format>(
     let mut rng = SplitMix(seed);
     let mut times = CallTimes::default();
     let mut ring = VecDeque::new();
-    let mut gather = Gather::new();
-    let mut tally = Tally::default();
+    let mut q = Queue {
+        gather: Gather::new(),
+        tally: Tally::default(),
+        bitmap: sh
+            .dirty
+            .map_or_else(Vec::new, |d| vec![0; d.words(plan.table_span)]),
+    };
     while !sh.stop.load(Ordering::Relaxed) {
         let len = plan.pick_size(&mut rng);
-        while tally.in_flight + len > plan.span {
+        while q.tally.in_flight + len > plan.span {
             let Some(oldest) = ring.pop_front() else {
                 break;
             };
-            retire(sh, oldest, &mut gather, &mut tally, &mut times);
+            retire(sh, oldest, &mut q, &mut times);
         }
         let pages = len >> plan.granule_shift;
         let allocated = times.timed(Call::IovaAlloc, || {
@@ -328,11 +363,12 @@ pub fn device_queue<F: Format>(
             (s, r)
         });
         match mapped {
-            Ok(n) if n == len => tally.maps += 1,
+            Ok(n) if n == len => q.tally.maps += 1,
             r => sh
                 .errors
                 .report(|| format!("map {iova:#x}+{len:#x} -> {pa:#x}: {r:?}")),
         }
+        let writes = sh.dirty.is_some() && PROT_MIX[which].contains(Prot::WRITE);
         for page in 0..pages {
             // A different offset in each page, as a device walking a buffer would.
             let at = iova + page * granule + ((page * 0x48 + which as u64 * 8) & (granule - 1));
@@ -340,58 +376,115 @@ pub fn device_queue<F: Format>(
                 let _r = dom.reader();
                 s.translate(Iova(at))
             });
-            match t {
-                Ok(t) if t.pa.0 == plan.pa_of(at) && t.prot == plan.effective[which] => {}
-                r => sh.errors.report(|| {
-                    format!(
-                        "device translation of {at:#x} (expected {:#x}): {r:?}",
-                        plan.pa_of(at)
-                    )
-                }),
+            let leaf = match t {
+                Ok(t) if t.pa.0 == plan.pa_of(at) && t.prot == plan.effective[which] => t.size,
+                r => {
+                    sh.errors.report(|| {
+                        format!(
+                            "device translation of {at:#x} (expected {:#x}): {r:?}",
+                            plan.pa_of(at)
+                        )
+                    });
+                    continue;
+                }
+            };
+            if writes {
+                dma_write(sh, at, leaf, &mut q.tally, &mut times);
             }
         }
+        if writes {
+            // The completion status, written back into the buffer's first page after
+            // the data: mostly into a leaf still dirty, which counts nothing, unless a
+            // pass cleared it in between, when it counts (and is reported) again.
+            dma_write(sh, iova, granule, &mut q.tally, &mut times);
+        }
         drop(s);
-        tally.translations += pages;
-        tally.in_flight += len;
+        q.tally.translations += pages;
+        q.tally.in_flight += len;
         ring.push_back(Buffer { pfn, len });
-        tally.publish(out);
+        q.tally.publish(out);
     }
     let cpu = cpu_at_start.and_then(|start| Some(ThreadCpu::now()?.since(start)));
     // Teardown, outside the measured time and counts (the tally is no longer
-    // published): the table must end empty.
+    // published): the table must end empty, and what the harvests report here still
+    // counts towards the final check of dirty tracking.
     let mut untimed = CallTimes::default();
     while let Some(b) = ring.pop_front() {
-        retire(sh, b, &mut gather, &mut tally, &mut untimed);
+        retire(sh, b, &mut q, &mut untimed);
     }
-    (times, cpu)
+    QueueEnd {
+        times,
+        cpu,
+        dirtied: q.tally.dirtied,
+        harvested: q.tally.harvested,
+    }
 }
 
-/// Unmaps `b`, checks and "invalidates" what the gather collected, releases it, and
-/// frees the IOVA range.
-fn retire<F: Format>(
+/// The device writes at `at` through a translation to a leaf of `leaf` bytes: the
+/// hardware's atomic update of the leaf's dirty state. When locked it takes the shared
+/// lock, as the translation does, which keeps the walk off freed tables there.
+fn dma_write<F: Format>(
     sh: &Shared<'_, F>,
-    b: Buffer,
-    gather: &mut Gather,
+    at: u64,
+    leaf: u64,
     tally: &mut Tally,
     times: &mut CallTimes,
 ) {
+    let dom = sh.dom;
+    let w = times.timed(Call::DmaWrite, || {
+        let _r = dom.reader();
+        dom.pt.mark_dirty(Iova(at))
+    });
+    match w {
+        // This write made the leaf dirty: all its pages will be reported.
+        Ok(true) => tally.dirtied += leaf >> sh.plan.granule_shift,
+        // Already dirty: reported once, with the write that made it so.
+        Ok(false) => {}
+        Err(e) => sh
+            .errors
+            .report(|| format!("device write of {at:#x} (mark_dirty): {e}")),
+    }
+}
+
+/// With `--dirty`, harvests the dirty state of `b`; unmaps it, checks and
+/// "invalidates" what the gather collected, releases it, and frees the IOVA range.
+fn retire<F: Format>(sh: &Shared<'_, F>, b: Buffer, q: &mut Queue, times: &mut CallTimes) {
     let plan = &sh.plan;
     let dom = sh.dom;
     let iova = b.pfn << plan.granule_shift;
     let len = b.len;
-    let (unmapped, range, freed) = times.timed(Call::Unmap, || {
+    let Queue {
+        gather,
+        tally,
+        bitmap,
+    } = q;
+    let (harvested, unmapped, range, freed) = times.timed(Call::Unmap, || {
         let s = dom.pt.session();
-        let r = {
+        let (h, r) = {
             let _w = dom.writer();
-            s.unmap(Iova(iova), len, gather)
+            // Before the leaves go, their dirty state: over exactly this buffer, so
+            // that a write no migration pass has reported yet is not lost with them
+            // (VFIO's unmap with a dirty bitmap). A pass clearing it at the same time
+            // reports each write once with it (the core's clear is exact).
+            let h = sh
+                .dirty
+                .map(|d| read_and_clear(&dom.pt, iova, len, d.page_size, bitmap));
+            (h, s.unmap(Iova(iova), len, gather))
         };
         drop(s);
         // The IOTLB invalidation a driver would issue for the gathered range goes here,
         // then the unlinked tables go to reclamation.
         let (range, freed) = (gather.range(), gather.freed_tables());
         gather.release();
-        (r, range, freed)
+        (h, r, range, freed)
     });
+    match harvested {
+        None => {}
+        Some(Ok(n)) => tally.harvested += n,
+        Some(Err(e)) => sh
+            .errors
+            .report(|| format!("dirty harvest of {iova:#x}+{len:#x}: {e}")),
+    }
     match unmapped {
         Ok(n) if n == len => tally.unmaps += 1,
         r => sh

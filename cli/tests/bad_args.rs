@@ -101,7 +101,7 @@ fn bad_maps() {
     );
     fails(
         &["dump", "--format", "vtd-ss", "--map", "0x800:0:4K"],
-        1,
+        2,
         "not aligned",
     );
     fails(
@@ -114,7 +114,7 @@ fn bad_maps() {
             "--map",
             "0x1000:0:4K",
         ],
-        1,
+        2,
         "already mapped",
     );
     fails(
@@ -125,8 +125,23 @@ fn bad_maps() {
             "--map",
             "0x1000000000000:0:4K",
         ],
-        1,
+        2,
         "outside the 48-bit input address space",
+    );
+}
+
+#[test]
+fn one_exit_code_rule_for_values() {
+    // A zero duration is a bad value, said plainly.
+    fails(&["--duration", "0"], 2, "must be above zero");
+    fails(&["--duration", "0ms"], 2, "must be above zero");
+    // A directory is no memory image: the command ran and failed.
+    fails(
+        &[
+            "decode", "--image", "/tmp", "--base", "0", "--format", "vtd-ss", "--root", "0", "0",
+        ],
+        1,
+        "a directory, not a memory image",
     );
 }
 

@@ -1,26 +1,8 @@
 //! `dump` prints exactly the expected table and registers; `decode` of the image `dump`
 //! writes gives the same translations, and reports faults in corrupted images.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-/// Runs `iommu-pt` with `args`; returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_iommu-pt"))
-        .args(args)
-        .output()
-        .expect("run iommu-pt");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A scratch file path for this test.
-fn scratch(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", std::process::id()))
-}
+mod common;
+use common::*;
 
 /// Little-endian words of an image.
 fn words(bytes: &[u8]) -> Vec<u64> {
@@ -36,7 +18,7 @@ fn put_word(bytes: &mut [u8], index: usize, value: u64) {
 
 #[test]
 fn dump_of_a_known_table_matches_exactly() {
-    // FORMATS.md §5.1, with the tables at 0x4000_0000 instead of 0x1000_0000.
+    // docs/formats.md §5.1, with the tables at 0x4000_0000 instead of 0x1000_0000.
     let (code, out, err) = run(&[
         "dump",
         "--format",
@@ -63,12 +45,12 @@ PASID entry (scalable mode): 0x0000000040000089 0x0000000000800001 0x00000000000
 #[test]
 fn dump_prints_each_formats_registers() {
     let cases = [
-        // FORMATS.md §5.2: PGTT=1, AW=2, P; FSPTPTR in val[2]; PWSNP.
+        // docs/formats.md §5.2: PGTT=1, AW=2, P; FSPTPTR in val[2]; PWSNP.
         (
             "vtd-fs",
             "PASID entry (scalable mode): 0x0000000000000049 0x0000000000800001 0x0000000040000000",
         ),
-        // FORMATS.md §5.3: dword 0 for ASID 1, coherent walks; TTB0; MAIR.
+        // docs/formats.md §5.3: dword 0 for ASID 1, coherent walks; TTB0; MAIR.
         (
             "arm-s1",
             "context descriptor: 0x0001e205c0003510 0x0000000040000000 0x0000000000000000 0x00000000f404ff44",

@@ -7,10 +7,9 @@
  *   4. unmap it with a gather, invalidate the gathered range, release the gather;
  *   5. free everything.
  *
- * Build (from the repository root):
- *   cargo build --release -p iommu-pt-ffi
- *   cc -std=c11 -I include examples/c/driver_flow.c target/release/libiommu_pt.a \
- *      -lpthread -ldl -lm -o driver_flow
+ * Build, once the library is installed (scripts/c-install.sh PREFIX):
+ *   cc -std=c11 driver_flow.c $(pkg-config --cflags --libs iommu_pt) -o driver_flow
+ * (scripts/c-example.sh does this, statically and dynamically, and runs both).
  */
 #include <inttypes.h>
 #include <stdio.h>

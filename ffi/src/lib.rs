@@ -3,7 +3,7 @@
 //! `libiommu_pt.a` / `libiommu_pt.so` and the header `include/iommu_pt.h` (generated
 //! by cbindgen from this crate, see `cbindgen.toml`) expose the page tables of
 //! `pgtable-core` in the VT-d and Arm formats and the IOVA allocator of `iova-cache`,
-//! exactly as `C-API.md` specifies. This crate holds no page-table or allocator logic of
+//! exactly as `docs/c-api.md` specifies. This crate holds no page-table or allocator logic of
 //! its own: it checks C arguments, picks the format, and maps errors to errno.
 //!
 //! Every exported function goes through one helper, `boundary::boundary`: panics never
@@ -44,6 +44,7 @@ pub mod dirty;
 // The IOVA allocator.
 pub mod iova;
 
+mod abi;
 mod boundary;
 mod errno;
 mod fd;

@@ -62,7 +62,7 @@ impl Callbacks {
     }
 }
 
-// SAFETY: the C caller promises (C-API.md) zeroed memory aligned as asked, owned until
+// SAFETY: the C caller promises (docs/c-api.md) zeroed memory aligned as asked, owned until
 // `free`, and a `phys_to_virt` that maps its live allocations; `alloc` below still
 // refuses misaligned pages and zeroes each page, so a careless allocator cannot make the
 // walker misread entries, and the walker checks every page maps back before using it.

@@ -103,7 +103,7 @@ impl iommu_pt {
         if vtd && granule != DEFAULT_GRANULE {
             return Err(Errno::INVAL.because("VT-d tables have a 4 KiB granule"));
         }
-        // C-API.md allows VT-d oas 1..=52; the format encodes at least a 4K page.
+        // docs/c-api.md allows VT-d oas 1..=52; the format encodes at least a 4K page.
         let oas_below_granule = vtd && oas < VTD_MIN_OAS;
         let fmt_oas = if vtd { oas.max(VTD_MIN_OAS) } else { oas };
         let arm = ArmConfig::new(u64::from(granule), ias, fmt_oas);

@@ -1,5 +1,5 @@
 //! The `#[repr(C)]` structs, callback types and constants of the C API, laid out
-//! exactly as `C-API.md` fixes them (cbindgen turns the constants into `#define`s).
+//! exactly as `docs/c-api.md` fixes them (cbindgen turns the constants into `#define`s).
 
 use pgtable_core::Prot;
 use std::ffi::{c_int, c_void};

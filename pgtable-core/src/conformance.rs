@@ -869,7 +869,7 @@ pub fn dirty_tracking<F: Format, M: TableMemory>(fmt: F, mem: Arc<M>) {
 
 /// Dirty tracking with the access-typed walk as the hardware: a
 /// [`ForeignTable`](crate::ForeignTable) over the table's own memory, updating dirty
-/// state as an IOMMU with hardware dirty updates would ([`WalkPolicy::UPDATE`]).
+/// state as an IOMMU with hardware dirty updates would ([`WalkPolicy::UPDATE`](crate::WalkPolicy::UPDATE)).
 /// Reads leave pages clean, each write is reported by the next read-and-clear and
 /// then no more, on pages of every leaf size the format has.
 ///
@@ -1020,4 +1020,35 @@ pub fn dirty_concurrency<F: Format>(fmt: F, duration: Duration) {
             "page {n}: dirty periods reported vs written"
         );
     }
+}
+
+/// A table of `fmt` written as a guest would ([`crate::TableWriter`]) in a fresh 1 MiB
+/// [`ArenaMemory`] at `base` (the top table at `base`, the others after it), mapping the
+/// `size` bytes at `iova` to `pa` with `prot`: what the access-walk tests of every
+/// format start from.
+///
+/// # Panics
+/// If the format refuses the mapping.
+pub fn written_table<F: Format>(
+    fmt: F,
+    base: u64,
+    iova: Iova,
+    pa: PhysAddr,
+    size: u64,
+    prot: Prot,
+) -> crate::TableWriter<F, ArenaMemory> {
+    let mem = Arc::new(ArenaMemory::new(base, 1 << 20));
+    let mut next = base;
+    let mut page = move || {
+        let pa = next;
+        next += 0x1000;
+        Some(crate::WriterPage {
+            pa: PhysAddr(pa),
+            pointer: pa,
+        })
+    };
+    let root = page().expect("a page").pa;
+    let mut w = crate::TableWriter::new(fmt, mem, root).expect("a writer");
+    w.map(iova, pa, size, prot, &mut page).expect("the mapping");
+    w
 }

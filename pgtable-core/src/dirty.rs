@@ -1,4 +1,4 @@
-//! Dirty tracking (DESIGN.md "Dirty tracking", C-API.md API level 2): turning it on
+//! Dirty tracking (docs/design.md "Dirty tracking", docs/c-api.md API level 2): turning it on
 //! and off, reading and clearing the dirty state of a range, and the hardware's side for
 //! emulated walkers and tests.
 //!
@@ -11,7 +11,7 @@
 
 use crate::addr::Iova;
 use crate::error::{Error, Result};
-use crate::format::{BitOp, DirtyBits, Format};
+use crate::format::{DirtyBits, Format};
 use crate::level::Level;
 use crate::memory::TableMemory;
 use crate::sync::epoch;
@@ -28,18 +28,29 @@ bitflags! {
     /// `IOMMU_PT_DIRTY_*`).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct DirtyFlags: u32 {
-        /// Report without clearing.
+        /// Report without clearing: the call writes nothing (a reader).
         const NO_CLEAR = 1;
     }
 }
 
-/// Applies `op` to `e` atomically; returns the value before.
-#[inline(always)]
-fn apply(e: &AtomicU64, op: BitOp) -> u64 {
-    match op {
-        BitOp::Set(b) => e.fetch_or(b, Ordering::AcqRel),
-        BitOp::Clear(b) => e.fetch_and(!b, Ordering::AcqRel),
+/// Applies `bits.clean()` to `e`, which held `raw`, by compare-exchange, retrying while
+/// `e` holds a dirty leaf (`leaf` says which values are leaves); whether this call made
+/// it clean.
+#[inline]
+fn clean_once(e: &AtomicU64, raw: u64, bits: DirtyBits, leaf: impl Fn(u64) -> bool) -> bool {
+    let mut cur = raw;
+    while bits.is_dirty(cur) && leaf(cur) {
+        match e.compare_exchange(
+            cur,
+            bits.clean().apply(cur),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
     }
+    false
 }
 
 /// Sets bits `first..=last` of `bitmap` (bit `i` is bit `i % 64` of word `i / 64`).
@@ -133,6 +144,17 @@ impl<'g, F: Format, M: TableMemory> Visit<'g, F, OwnTables<'g, M>> for ReadClear
                 } else {
                     (at.span(), 1)
                 };
+                // Clearing reports only the clean this call made: a compare-exchange
+                // from the value read, retried while the entry is still a dirty leaf. So
+                // two overlapping clears never both report one write, and a clear
+                // racing an unmap never writes into the emptied entry.
+                if self.clear
+                    && !clean_once(at.entry(idx), raw, self.bits, |v| {
+                        w.classify(v, at.level) == Class::Leaf
+                    })
+                {
+                    return ControlFlow::Continue(Step::Next(rest));
+                }
                 let page = at.iova(idx) & !(size - 1);
                 let a = page.max(self.start);
                 let b = (page + size).min(self.end);
@@ -141,9 +163,6 @@ impl<'g, F: Format, M: TableMemory> Visit<'g, F, OwnTables<'g, M>> for ReadClear
                     (a - self.start) >> self.page_shift,
                     (b - 1 - self.start) >> self.page_shift,
                 );
-                if self.clear {
-                    apply(at.entry(idx), self.bits.clean());
-                }
                 ControlFlow::Continue(Step::Next(rest))
             }
             Class::Table(pa) => match w.child(at, idx, pa) {
@@ -203,10 +222,12 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
     /// `i % 64` of `bitmap[i / 64]`) for every page of `[iova, iova + len)` that a dirty
     /// leaf covers (a dirty 2 MiB leaf sets the bits of all its 2 MiB), and makes those
     /// leaves clean unless `flags` has [`DirtyFlags::NO_CLEAR`]. Only sets bits, never
-    /// clears them. Each clear is one atomic operation, so no hardware write is lost
-    /// (see the module docs); invalidate the IOTLB for the range before trusting later
-    /// reads. A mutator of its range: it may run with mutators of disjoint ranges and
-    /// readers anywhere.
+    /// clears them. Each clear is one compare-exchange from the value read, and a page is
+    /// reported only by the call whose clear succeeded, so no hardware write is lost and
+    /// none is reported twice, even by overlapping calls (see the module docs);
+    /// invalidate the IOTLB for the range before trusting later reads. A mutator of its
+    /// range: it may run with mutators of disjoint ranges and readers anywhere. With
+    /// `NO_CLEAR` it writes nothing and is a reader.
     ///
     /// # Errors
     /// [`Error::DirtyTrackingOff`]; [`Error::UnsupportedSize`] for a `page_size` that is
@@ -275,12 +296,26 @@ impl<F: Format, M: TableMemory> PageTable<F, M> {
             return Err(Error::NotMapped(iova));
         };
         let e = at.entry(at.index(iova.0));
-        let raw = e.load(Ordering::Acquire);
-        if w.classify(raw, t.level) != Class::Leaf || raw & bits.tracked != bits.tracked {
-            return Err(Error::NotTracked(iova));
+        let mut raw = e.load(Ordering::Acquire);
+        // A compare-exchange, as the hardware's locked update: a leaf unmapped meanwhile
+        // is left alone (no bit lands in the emptied entry).
+        loop {
+            if w.classify(raw, t.level) != Class::Leaf || raw & bits.tracked != bits.tracked {
+                return Err(Error::NotTracked(iova));
+            }
+            if bits.is_dirty(raw) {
+                return Ok(false);
+            }
+            match e.compare_exchange(
+                raw,
+                bits.dirty.apply(raw),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(true),
+                Err(now) => raw = now,
+            }
         }
-        let old = apply(e, bits.dirty);
-        Ok(!bits.is_dirty(old))
     }
 }
 

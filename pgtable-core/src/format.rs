@@ -130,7 +130,7 @@ impl BitOp {
 }
 
 /// How a format's writable leaves carry their dirty state while dirty tracking is on
-/// (C-API.md "Dirty tracking"): every state change is one atomic bit operation, so a
+/// (docs/c-api.md "Dirty tracking"): every state change is one atomic bit operation, so a
 /// hardware write between a read and a clear is never lost.
 ///
 /// ```

@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// The IOVA range unmaps changed and the table pages they unlinked, kept until the
 /// caller has invalidated the IOTLB.
 ///
-/// The IOMMU may still walk unlinked tables from its walk caches (FORMATS.md §4.1), so
+/// The IOMMU may still walk unlinked tables from its walk caches (docs/formats.md §4.1), so
 /// none of the pages a gather holds is reused or freed before the caller
 /// [`release`](Gather::release)s it after the invalidation; then they go to epoch
 /// reclamation. A gather may collect the unmaps of several tables, of any formats and

@@ -7,7 +7,7 @@
 //!    [`Gather`](crate::Gather) holding it, or the table's flush hook returned, and then
 //! 2. every thread pinned at that point has unpinned (crossbeam-epoch).
 //!
-//! Reclamation stays off the map/unmap fast path (DESIGN.md rule 5). Each release
+//! Reclamation stays off the map/unmap fast path (docs/design.md rule 5). Each release
 //! becomes **one** deferred closure, whatever its size, and that closure does O(1)
 //! work: it moves the whole batch into the table's page cache. crossbeam runs deferred
 //! closures on whichever thread pins, so a map that happens to collect pays a few

@@ -26,27 +26,16 @@ const LIMIT_NOEXEC: u64 = (Prot::NOEXEC.bits() as u64) << 1;
 const A: u64 = 1 << 9;
 const D: u64 = 1 << 8;
 
-/// Pages handed out one after another from `next`.
-fn pages(mut next: u64) -> impl FnMut() -> Option<WriterPage> {
-    move || {
-        let pa = next;
-        next += K4;
-        Some(WriterPage {
-            pa: PhysAddr(pa),
-            pointer: pa,
-        })
-    }
-}
-
 /// A 4-level test-format table in a fresh arena, mapping 0x5000 → 0x9000 with `prot`.
-fn one_page(prot: Prot) -> (Arc<ArenaMemory>, TableWriter<TestFormat, ArenaMemory>) {
-    let mem = Arc::new(ArenaMemory::new(BASE, 1 << 20));
-    let mut page = pages(BASE);
-    let root = page().unwrap().pa;
-    let mut w = TableWriter::new(TestFormat::new(), mem.clone(), root).unwrap();
-    w.map(Iova(0x5000), PhysAddr(0x9000), K4, prot, &mut page)
-        .unwrap();
-    (mem, w)
+fn one_page(prot: Prot) -> TableWriter<TestFormat, ArenaMemory> {
+    pgtable_core::conformance::written_table(
+        TestFormat::new(),
+        BASE,
+        Iova(0x5000),
+        PhysAddr(0x9000),
+        K4,
+        prot,
+    )
 }
 
 fn set_bits(w: &TableWriter<TestFormat, ArenaMemory>, iova: u64, level: u32, bits: u64) {
@@ -56,7 +45,7 @@ fn set_bits(w: &TableWriter<TestFormat, ArenaMemory>, iova: u64, level: u32, bit
 
 #[test]
 fn table_limits_are_anded_into_every_translation() {
-    let (_mem, w) = one_page(Prot::RW);
+    let w = one_page(Prot::RW);
     set_bits(&w, 0x5000, 3, LIMIT_WRITE);
     set_bits(&w, 0x5000, 2, LIMIT_PRIV);
     set_bits(&w, 0x5000, 1, LIMIT_NOEXEC);
@@ -108,7 +97,7 @@ fn table_limits_are_anded_into_every_translation() {
 
 #[test]
 fn hardware_updates_set_accessed_on_the_path_and_dirty_on_writes() {
-    let (_mem, w) = one_page(Prot::RW);
+    let w = one_page(Prot::RW);
     let path = |w: &TableWriter<TestFormat, ArenaMemory>| -> Vec<u64> {
         (0..4)
             .rev()
@@ -138,7 +127,7 @@ fn hardware_updates_set_accessed_on_the_path_and_dirty_on_writes() {
     let t = view.translate_access(Iova(0x5000), Access::READ).unwrap();
     assert_eq!(t.prot, Prot::RW);
     // A read-only leaf is never made dirty, and a denied write writes no leaf bit.
-    let (_mem, w) = one_page(Prot::READ);
+    let w = one_page(Prot::READ);
     let view = w.view().unwrap().with_policy(WalkPolicy::UPDATE).unwrap();
     let leaf_at = w.entry_address(Iova(0x5000), 0).unwrap();
     let leaf = w.read_entry(leaf_at).unwrap();
@@ -205,7 +194,7 @@ fn updates_over_read_only_memory_are_refused() {
 
 #[test]
 fn every_fault_kind_names_its_level_input_and_entry() {
-    let (_mem, w) = one_page(Prot::RW);
+    let w = one_page(Prot::RW);
     let view = w.view().unwrap();
     let fault = |iova: u64| view.translate_access(Iova(iova), Access::READ).unwrap_err();
     // Nothing at 0x40_0000: the level-1 table has an empty entry there.
@@ -485,44 +474,29 @@ fn nested_walks_are_the_composition_of_two_single_stage_models() {
                 s1_page_rng.gen_range(0..12)
             };
             s1_tables.insert(pa, ipa);
-            match pick {
-                0 => {}
-                1 => {
-                    s2w.map(Iova(ipa), PhysAddr(pa), K4, Prot::WRITE, &mut || {
-                        let pa = shared_pages.borrow_mut()();
-                        Some(WriterPage {
-                            pa: PhysAddr(pa),
-                            pointer: pa,
-                        })
+            // Stage 2 maps the table's IPA read-write, write-only (unreadable), or not.
+            let prot = match pick {
+                0 => None,
+                1 => Some(Prot::WRITE),
+                _ => Some(Prot::RW),
+            };
+            if let Some(prot) = prot {
+                s2w.map(Iova(ipa), PhysAddr(pa), K4, prot, &mut || {
+                    let pa = shared_pages.borrow_mut()();
+                    Some(WriterPage {
+                        pa: PhysAddr(pa),
+                        pointer: pa,
                     })
-                    .unwrap();
-                    s2.leaves.insert(
-                        ipa,
-                        Leaf {
-                            out: pa,
-                            size: K4,
-                            prot: Prot::WRITE,
-                        },
-                    );
-                }
-                _ => {
-                    s2w.map(Iova(ipa), PhysAddr(pa), K4, Prot::RW, &mut || {
-                        let pa = shared_pages.borrow_mut()();
-                        Some(WriterPage {
-                            pa: PhysAddr(pa),
-                            pointer: pa,
-                        })
-                    })
-                    .unwrap();
-                    s2.leaves.insert(
-                        ipa,
-                        Leaf {
-                            out: pa,
-                            size: K4,
-                            prot: Prot::RW,
-                        },
-                    );
-                }
+                })
+                .unwrap();
+                s2.leaves.insert(
+                    ipa,
+                    Leaf {
+                        out: pa,
+                        size: K4,
+                        prot,
+                    },
+                );
             }
             WriterPage {
                 pa: PhysAddr(pa),

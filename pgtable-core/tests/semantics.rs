@@ -1,4 +1,4 @@
-//! One test per rule of DESIGN.md "Semantics", on the test format.
+//! One test per rule of docs/design.md "Semantics", on the test format.
 
 use pgtable_core::testfmt::TestFormat;
 use pgtable_core::{

@@ -1,5 +1,5 @@
 //! The SMMUv3 context descriptor (64 bytes): a stage-1 translation's tables, controls and
-//! ASID (FORMATS.md §3.9, §8.4). [`ArmS1::context_descriptor`] is the CD Linux's
+//! ASID (docs/formats.md §3.9, §8.4). [`ArmS1::context_descriptor`] is the CD Linux's
 //! `arm_smmu_make_s1_cd` writes for a stage-1 table.
 
 use crate::descriptor::mask;
@@ -148,7 +148,7 @@ pub struct CdTranslationTable {
     /// bits outside 51:4 are not encoded.
     pub ttb: PhysAddr,
     /// HAD0 / HAD1 (`dw1[1]` / `dw2[1]`): hierarchical attributes disabled (position
-    /// from QEMU only, FORMATS.md §6 #12 ⚠).
+    /// from QEMU only, docs/formats.md §6 #12 ⚠).
     pub had: bool,
     /// NSCFG0 / NSCFG1 (`dw1[0]` / `dw2[0]`): walks are non-secure (secure streams
     /// only; position from QEMU's CD layout only ⚠).
@@ -196,7 +196,7 @@ impl CdTranslationTable {
 /// ```
 /// use pgtable_core::PhysAddr;
 /// use smmu_format::{CdTranslationTable, ContextDescriptor};
-/// // FORMATS.md §5.3: 4K granule, IAS 48, TTB0 0x3000_0000, ASID 1, coherent walks.
+/// // docs/formats.md §5.3: 4K granule, IAS 48, TTB0 0x3000_0000, ASID 1, coherent walks.
 /// let cd = ContextDescriptor {
 ///     valid: true,
 ///     tt0: CdTranslationTable { tsz: 16, irgn: 1, orgn: 1, sh: 3, ttb: PhysAddr(0x3000_0000), ..Default::default() },
@@ -384,7 +384,7 @@ impl ArmS1 {
     /// use smmu_format::{ArmConfig, ArmS1};
     /// let s1 = ArmS1::new(ArmConfig::new(16384, 47, 48))?;
     /// let cd = s1.cd(PhysAddr(0x3100_0000), 1, true);
-    /// assert_eq!((cd.tt0.tsz, cd.tt0.tg, cd.tt1.epd), (17, 2, true)); // FORMATS.md §5.4
+    /// assert_eq!((cd.tt0.tsz, cd.tt0.tg, cd.tt1.epd), (17, 2, true)); // docs/formats.md §5.4
     /// # Ok::<(), pgtable_core::Error>(())
     /// ```
     pub fn cd(&self, ttb0: PhysAddr, asid: u16, coherent: bool) -> ContextDescriptor {

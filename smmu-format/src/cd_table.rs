@@ -1,5 +1,5 @@
 //! The CD table an STE points to: linear, or two levels of L1 CD descriptors and leaf
-//! tables, and the arithmetic from a SubstreamID to its CD (FORMATS.md §8.4).
+//! tables, and the arithmetic from a SubstreamID to its CD (docs/formats.md §8.4).
 
 use crate::cd::CD_SIZE;
 use crate::error::DecodeError;
@@ -26,7 +26,7 @@ pub enum CdTableFormat {
     /// 0b00: one array of 2^S1CDMax CDs.
     Linear = 0,
     /// 0b01: L1 descriptors of 4 KiB leaf tables (64 CDs each); Linux never uses it
-    /// (FORMATS.md §8.4 ⚠).
+    /// (docs/formats.md §8.4 ⚠).
     TwoLevel4K = 1,
     /// 0b10: L1 descriptors of 64 KiB leaf tables (1024 CDs each), as Linux builds.
     TwoLevel64K = 2,
@@ -98,7 +98,7 @@ impl L1CdDescriptor {
     ///
     /// # Errors
     /// [`DecodeError::BadSubstreamId`] (C_BAD_SUBSTREAMID) when the descriptor is not
-    /// valid (FORMATS.md §8.4 ⚠).
+    /// valid (docs/formats.md §8.4 ⚠).
     pub const fn cd(&self, ssid: u32, format: CdTableFormat) -> Result<PhysAddr, DecodeError> {
         if !self.valid {
             return Err(DecodeError::BadSubstreamId(ssid));

@@ -1,5 +1,5 @@
 //! The SMMU command queue's 16-byte commands: configuration-cache and TLB invalidations
-//! and CMD_SYNC (FORMATS.md §4.2, §8.7). An opcode the SMMU does not define, or an
+//! and CMD_SYNC (docs/formats.md §4.2, §8.7). An opcode the SMMU does not define, or an
 //! ILLEGAL field, is CERROR_ILL ([`DecodeError::command_error`]).
 
 use crate::error::{DecodeError, Structure};
@@ -37,7 +37,7 @@ const SYNC_MSIADDR: Bits = Bits::new(51, 2);
 /// CMD_CFGI_STE_RANGE's Range that means every STE: CMD_CFGI_ALL.
 const RANGE_ALL: u64 = 31;
 /// The opcode QEMU's command enum gives CMD_CFGI_ALL, accepted when decoding
-/// (FORMATS.md §8.8 #3).
+/// (docs/formats.md §8.8 #3).
 const QEMU_CFGI_ALL: u8 = 0x07;
 
 numbered! {
@@ -171,7 +171,7 @@ pub enum SyncCompletion {
 ///
 /// ```
 /// use smmu_format::{Command, TlbiRange};
-/// // FORMATS.md §4.2: leaves at 0x1234_5000 of ASID 1 changed.
+/// // docs/formats.md §4.2: leaves at 0x1234_5000 of ASID 1 changed.
 /// let c = Command::TlbiNhVa {
 ///     vmid: 0,
 ///     asid: 1,

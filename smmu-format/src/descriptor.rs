@@ -1,5 +1,5 @@
 //! Descriptor bits both stages share, and the output-address field with its 52-bit
-//! packing (FORMATS.md §3.3, §3.4).
+//! packing (docs/formats.md §3.3, §3.4).
 
 use crate::geometry::Granule;
 
@@ -45,7 +45,7 @@ pub const AP_TABLE_RDONLY: u64 = 1 << 62;
 /// Bits 49:48: OA\[49:48\] only under FEAT_LPA2, which is never enabled: RES0.
 pub const RES0_HIGH: u64 = 0b11 << 48;
 
-/// `mask(h, l)` of FORMATS.md: bits `h..=l` set.
+/// `mask(h, l)` of docs/formats.md: bits `h..=l` set.
 pub(crate) const fn mask(h: u32, l: u32) -> u64 {
     ((u64::MAX >> (63 - h)) >> l) << l
 }

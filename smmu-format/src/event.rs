@@ -1,4 +1,4 @@
-//! The SMMU event queue's 32-byte records and their event numbers (FORMATS.md §8.5):
+//! The SMMU event queue's 32-byte records and their event numbers (docs/formats.md §8.5):
 //! what the SMMU reports when a configuration is broken or a translation faults.
 
 use crate::descriptor::mask;

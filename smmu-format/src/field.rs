@@ -1,5 +1,5 @@
 //! [`Bits`]: one field of a 64-bit structure word, named by its inclusive bit range as
-//! the SMMU specification and FORMATS.md write it (`dw0[51:6]`).
+//! the SMMU specification and docs/formats.md write it (`dw0[51:6]`).
 
 use crate::descriptor::mask;
 

@@ -42,7 +42,7 @@ pub trait Stage: sealed::Sealed + Copy + Default + Debug + Send + Sync + 'static
     /// The `regs` words of [`HwInfo`] for a table whose top is at `root`.
     fn registers(table: &Arm<Self>, root: u64) -> [u64; 4];
 
-    /// What the hardware does to a clean DBM leaf when it writes through it (C-API.md
+    /// What the hardware does to a clean DBM leaf when it writes through it (docs/c-api.md
     /// "Dirty tracking"): stage 1 clears AP\[2\], stage 2 sets S2AP\[1\].
     const DIRTY: BitOp;
 

@@ -1,5 +1,5 @@
 //! Granules, start levels, stage-2 concatenation, leaf sizes and contiguous groups
-//! (FORMATS.md §3.1, §3.2, §3.8).
+//! (docs/formats.md §3.1, §3.2, §3.8).
 //!
 //! Levels here are the core's: 0 is the last level (hardware L3), counting upward. The
 //! hardware's numbering (L0..L3, counting downward) only appears in names and in
@@ -104,7 +104,7 @@ impl Granule {
 
     /// Entries grouped by one contiguous hint at core `level`: L3 16/128/32, L2
     /// 16/32/32 for 4K/16K/64K (Linux's `CONT_PTE_SHIFT` / `CONT_PMD_SHIFT`). Never at
-    /// L1 or above, whose counts no two sources agree on (FORMATS.md §6 #11).
+    /// L1 or above, whose counts no two sources agree on (docs/formats.md §6 #11).
     pub const fn contig_entries(self, level: u32) -> usize {
         match (self, level) {
             (Granule::K4, 0 | 1) => 16,
@@ -240,7 +240,7 @@ const ADDRESS_SIZES: [u32; 7] = [32, 36, 40, 42, 44, 48, 52];
 mod tests {
     use super::*;
 
-    /// FORMATS.md §3.1's start-level table, every row and column.
+    /// docs/formats.md §3.1's start-level table, every row and column.
     #[test]
     fn stage1_start_levels_match_the_spec_table() {
         #[rustfmt::skip]
@@ -282,7 +282,7 @@ mod tests {
         }
     }
 
-    /// FORMATS.md §3.8: what Linux emits at stage 2.
+    /// docs/formats.md §3.8: what Linux emits at stage 2.
     #[test]
     fn stage2_concatenation_follows_linux() {
         let cases = [

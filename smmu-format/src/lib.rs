@@ -33,7 +33,7 @@
 //! let mem = Arc::new(ArenaMemory::new(0x3000_0000, 1 << 20));
 //! let pt = PageTable::new(ArmS1::new(ArmConfig::new(4096, 48, 48))?, mem.clone())?;
 //! pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, Prot::RW | Prot::CACHE)?;
-//! // FORMATS.md §5.3: L0 -> L1 -> L2 -> the page descriptor.
+//! // docs/formats.md §5.3: L0 -> L1 -> L2 -> the page descriptor.
 //! assert_eq!(mem.read_u64(0x3000_3A28), Some(0x0000_0008_0000_0F47));
 //! let cd = pt.format().context_descriptor(pt.root_phys(), 1, true);
 //! assert_eq!(cd[0], 0x0001_E205_C000_3510);

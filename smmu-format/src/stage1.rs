@@ -1,4 +1,4 @@
-//! Stage-1 leaf attributes, as current io-pgtable-arm writes them (FORMATS.md §3.5,
+//! Stage-1 leaf attributes, as current io-pgtable-arm writes them (docs/formats.md §3.5,
 //! §3.11), and the MAIR they index.
 
 use crate::descriptor::{
@@ -168,7 +168,7 @@ impl Stage for Stage1 {
 mod tests {
     use super::*;
 
-    /// FORMATS.md §5.3 leaf variants, attributes only.
+    /// docs/formats.md §5.3 leaf variants, attributes only.
     #[test]
     fn attributes_match_io_pgtable_arm() {
         let a = Stage1::leaf_attributes;

@@ -1,4 +1,4 @@
-//! Stage-2 leaf attributes, as current io-pgtable-arm writes them (FORMATS.md §3.7,
+//! Stage-2 leaf attributes, as current io-pgtable-arm writes them (docs/formats.md §3.7,
 //! §3.11).
 
 use crate::descriptor::{AF, DBM, SH_INNER, SH_MASK, SH_OUTER, XN_BOTH, XN1};

@@ -1,6 +1,6 @@
 //! The SMMUv3 stream table entry (64 bytes): how the SMMU treats the transactions of one
 //! StreamID, where its stage-1 context descriptors are and how its stage-2 table is
-//! walked (FORMATS.md §3.8, §3.9, §8.4). [`ArmS2::stream_table_entry`] is the entry
+//! walked (docs/formats.md §3.8, §3.9, §8.4). [`ArmS2::stream_table_entry`] is the entry
 //! Linux's `arm_smmu_make_s2_domain_ste` writes for a stage-2 table.
 
 use crate::cd::walk_attributes;
@@ -177,7 +177,7 @@ impl S1Dss {
 ///
 /// ```
 /// use smmu_format::Vtcr;
-/// // FORMATS.md §5.6: 4K granule, IAS 40 (S2T0SZ 24), start L1, WBWA, IS, 48-bit PS.
+/// // docs/formats.md §5.6: 4K granule, IAS 40 (S2T0SZ 24), start L1, WBWA, IS, 48-bit PS.
 /// let v = Vtcr { t0sz: 24, sl0: 1, irgn0: 1, orgn0: 1, sh0: 3, tg: 0, ps: 5 };
 /// assert_eq!(v.encode(), 0x53558);
 /// assert_eq!(Vtcr::decode(0x53558), v);
@@ -292,7 +292,7 @@ impl Vtcr {
 /// ```
 /// use pgtable_core::PhysAddr;
 /// use smmu_format::{StreamTableEntry, SteConfig, Vtcr};
-/// // FORMATS.md §5.6: stage 2, VMID 1, S2TTB 0x4000_0000.
+/// // docs/formats.md §5.6: stage 2, VMID 1, S2TTB 0x4000_0000.
 /// let ste = StreamTableEntry {
 ///     valid: true,
 ///     config: SteConfig::S2Translate,
@@ -515,7 +515,7 @@ impl StreamTableEntry {
     /// [`DecodeError::BadSubstreamId`] (C_BAD_SUBSTREAMID) for a SubstreamID at or above
     /// 2^S1CDMax, any SubstreamID with S1CDMax = 0, and SubstreamID 0 with S1DSS =
     /// 0b10; [`DecodeError::StreamDisabled`] (F_STREAM_DISABLED) for a transaction
-    /// without SubstreamID and S1DSS = 0b00 (FORMATS.md §8.4 ⚠: QEMU aborts silently).
+    /// without SubstreamID and S1DSS = 0b00 (docs/formats.md §8.4 ⚠: QEMU aborts silently).
     ///
     /// ```
     /// use smmu_format::{DecodeError, EventId, StreamTableEntry, SteConfig};

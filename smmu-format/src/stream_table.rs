@@ -1,6 +1,6 @@
 //! The stream table: where the SMMU finds a StreamID's STE. The STRTAB_BASE and
 //! STRTAB_BASE_CFG register values, the linear and two-level layouts with their L1
-//! descriptors, and the arithmetic from a StreamID to its STE (FORMATS.md §8.4).
+//! descriptors, and the arithmetic from a StreamID to its STE (docs/formats.md §8.4).
 
 use crate::error::{DecodeError, Structure};
 use crate::field::Bits;
@@ -153,7 +153,7 @@ impl L1StreamDescriptor {
     /// [`DecodeError::BadStreamId`] (C_BAD_STREAMID) when SPAN is 0 or the L2 index
     /// (`sid mod 2^split`) is at or beyond the array's 2^(SPAN-1) STEs (the
     /// specification's bound; QEMU allows up to 2^SPAN and raises C_BAD_STE beyond,
-    /// FORMATS.md §8.8 #5 ⚠).
+    /// docs/formats.md §8.8 #5 ⚠).
     pub const fn ste(&self, sid: u32, split: u8) -> Result<PhysAddr, DecodeError> {
         let index = (sid as u64) & ((1u64 << (split & 31)) - 1);
         if self.span == 0 || self.span > 32 || index >> (self.span - 1) != 0 {

@@ -1,31 +1,17 @@
-//! Arm walks by access type (FORMATS.md §3.5–§3.7, §3.10): AF faults and HA, DBM with
+//! Arm walks by access type (docs/formats.md §3.5–§3.7, §3.10): AF faults and HA, DBM with
 //! and without HD, APTable / UXNTable limits and HAD, stage-2 S2AP.
 
+use pgtable_core::conformance::written_table;
 use pgtable_core::{
     Access, ArenaMemory, FaultKind, Format, Iova, PhysAddr, Prot, TableWriter, WalkPolicy,
-    WriterPage,
 };
 use smmu_format::{ArmConfig, ArmS1, ArmS2, descriptor};
-use std::sync::Arc;
 
 const BASE: u64 = 0x8000_0000;
 
+/// A table mapping 0x5000 -> 0x9000 with `prot`, written as a guest would.
 fn table<F: Format>(fmt: F, prot: Prot) -> TableWriter<F, ArenaMemory> {
-    let mem = Arc::new(ArenaMemory::new(BASE, 1 << 20));
-    let mut next = BASE;
-    let mut page = move || {
-        let pa = next;
-        next += 0x1000;
-        Some(WriterPage {
-            pa: PhysAddr(pa),
-            pointer: pa,
-        })
-    };
-    let root = page().unwrap().pa;
-    let mut w = TableWriter::new(fmt, mem, root).unwrap();
-    w.map(Iova(0x5000), PhysAddr(0x9000), 0x1000, prot, &mut page)
-        .unwrap();
-    w
+    written_table(fmt, BASE, Iova(0x5000), PhysAddr(0x9000), 0x1000, prot)
 }
 
 fn edit<F: Format>(w: &TableWriter<F, ArenaMemory>, level: u32, f: impl Fn(u64) -> u64) -> u64 {

@@ -1,5 +1,5 @@
 //! The stream table, STE, CD table and CD, event records and commands: golden words
-//! written from the specification's bit positions (FORMATS.md §3.9, §5, §8), both
+//! written from the specification's bit positions (docs/formats.md §3.9, §5, §8), both
 //! directions; random round trips; ILLEGAL fields met with the documented event; and
 //! the StreamID / SubstreamID lookup arithmetic.
 
@@ -24,7 +24,7 @@ fn bad_cd(field: &'static str, value: u64) -> DecodeError {
     }
 }
 
-/// FORMATS.md §5.6's stage-2 STE.
+/// docs/formats.md §5.6's stage-2 STE.
 fn s2_ste() -> StreamTableEntry {
     StreamTableEntry::decode([0xD, 0, 0x044D_3558_0000_0001, 0x4000_0000, 0, 0, 0, 0]).unwrap()
 }
@@ -127,7 +127,7 @@ fn stream_table_entries_golden() {
 
 #[test]
 fn context_descriptors_golden() {
-    // FORMATS.md §5.3, and with HTTU dirty tracking.
+    // docs/formats.md §5.3, and with HTTU dirty tracking.
     let s1 = ArmS1::new(ArmConfig::new(4096, 48, 48)).unwrap();
     let cd = s1.cd(PhysAddr(0x3000_0000), 1, true);
     let words = [

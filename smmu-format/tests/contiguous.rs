@@ -1,4 +1,4 @@
-//! The contiguous hint (FORMATS.md §3.2), entry by entry: whole aligned groups that
+//! The contiguous hint (docs/formats.md §3.2), entry by entry: whole aligned groups that
 //! one map covers carry bit 52; nothing else does; unmapping part of a group clears
 //! the bit on the whole group first and widens the invalidation to it.
 

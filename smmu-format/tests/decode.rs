@@ -1,5 +1,5 @@
 //! Decoding: every encoding round-trips, and foreign descriptors are classified as a
-//! hardware walker would (FORMATS.md §3.3 decoder).
+//! hardware walker would (docs/formats.md §3.3 decoder).
 
 use pgtable_core::{Entry, Fault, Format, Prot};
 use rand::rngs::SmallRng;

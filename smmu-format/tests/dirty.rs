@@ -33,7 +33,7 @@ fn dirty_tracking_on_both_stages() {
     );
 }
 
-/// The exact words of C-API.md's dirty-tracking table.
+/// The exact words of docs/c-api.md's dirty-tracking table.
 #[test]
 fn clean_and_dirty_words_are_the_documented_ones() {
     use pgtable_core::{Format, Prot};

@@ -1,4 +1,4 @@
-//! FORMATS.md §5.3–§5.6, byte for byte: tables built in an arena at the examples'
+//! docs/formats.md §5.3–§5.6, byte for byte: tables built in an arena at the examples'
 //! physical addresses, every word compared, every other word of the region zero.
 
 use pgtable_core::{ArenaMemory, Format, HwInfo, PageTable, Prot};

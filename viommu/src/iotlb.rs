@@ -363,6 +363,22 @@ impl Selector {
         self
     }
 
+    /// Whether entries of requester `source` with `pasid` may be selected (ignoring tags
+    /// and pages): which devices' own caches an invalidation concerns.
+    pub const fn selects_device(&self, source: u32, pasid: Option<u32>) -> bool {
+        source & self.source_mask == self.source
+            && match (self.pasid, pasid) {
+                (PasidMatch::Any, _) | (PasidMatch::Without, None) => true,
+                (PasidMatch::Is(p), Some(q)) => p == q,
+                _ => false,
+            }
+    }
+
+    /// The input pages selected.
+    pub const fn page_range(&self) -> PageRange {
+        self.pages
+    }
+
     /// Whether the entry cached under `key`, of a leaf of `1 << size_shift` bytes, is
     /// selected.
     pub const fn matches(&self, key: &IotlbKey, size_shift: u8) -> bool {
@@ -544,11 +560,36 @@ impl Iotlb {
         self.slots.len()
     }
 
-    /// The slot of a key: its page, offset by a hash of its context.
+    /// The slot of a key: its page, offset by a hash of its requester and PASID (not
+    /// its tag, so that [`Iotlb::lookup_untagged`] finds it without the device's
+    /// configuration).
     #[inline(always)]
     fn slot(&self, ids: u64, pasid_bits: u64, page: u64) -> &Slot {
-        let context = (ids ^ pasid_bits.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let context =
+            ((ids >> 32) ^ pasid_bits.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         &self.slots[(page.wrapping_add(context >> 32) & self.mask) as usize]
+    }
+
+    /// The cached translation of the page holding `iova` for requests from `source`
+    /// with `pasid`, whatever its tag, with that tag: the translation path's lookup,
+    /// which needs no configuration. A device has one configuration (one tag) at a
+    /// time, and every change of it comes with an invalidation of its entries, so an
+    /// entry found here is current. Lock-free, as [`Iotlb::lookup`].
+    #[inline]
+    pub fn lookup_untagged(
+        &self,
+        source: u32,
+        pasid: Option<u32>,
+        iova: u64,
+    ) -> Option<(u32, IotlbEntry)> {
+        let (page, pasid_bits) = (iova >> PAGE_SHIFT, pasid_bits(pasid));
+        let ids = u64::from(source) << 32;
+        let (_, rec) = self.slot(ids, pasid_bits, page).read()?;
+        (rec.meta & STATE == VALID
+            && rec.ids >> 32 == u64::from(source)
+            && rec.page == page
+            && rec.meta & KEY_BITS == pasid_bits)
+            .then(|| (rec.ids as u32, rec.entry()))
     }
 
     /// The cached translation of `key`, if there is one. Lock-free: it writes nothing

@@ -34,6 +34,7 @@ mod translate;
 pub mod unit;
 #[cfg(feature = "vm-memory")]
 pub mod vmm;
+pub mod vtd;
 
 pub use access::{Access, Perms};
 pub use error::{Error, Result};

@@ -284,8 +284,6 @@ struct Inner<V: ViewMemory> {
     strtab: RwLock<Option<(u64, u64)>>,
     cache: UnitCache<Config<V>>,
     events: Mutex<EventQueue>,
-    /// Device-side caches, by StreamID.
-    device_tlbs: Mutex<Vec<(u32, Arc<dyn DeviceTlb>)>>,
 }
 
 /// An emulated SMMUv3 over guest memory `V`; see the [module documentation](self).
@@ -350,7 +348,6 @@ impl<V: ViewMemory> SmmuUnit<V> {
                     capacity: caps.event_queue_entries,
                     overflow: false,
                 }),
-                device_tlbs: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -376,7 +373,6 @@ impl<V: ViewMemory> SmmuUnit<V> {
             .unwrap_or_else(PoisonError::into_inner) = Some((strtab_base, strtab_base_cfg));
         self.inner
             .invalidate_configs(|_, _| true, &crate::iotlb::Selector::ALL);
-        self.inner.invalidate_device_tlbs(None, None);
     }
 
     /// Translates `iova` for `access` by stream `sid` with SubstreamID `ssid`: an IOTLB
@@ -482,15 +478,12 @@ impl<V: ViewMemory> SmmuUnit<V> {
         }
     }
 
-    /// Registers a device-side cache of stream `sid`'s translations (such as the
-    /// `vmm::IommuBridge` of [`SmmuUnit::device`]): every command that may drop its
-    /// translations invalidates it before the command returns.
-    pub fn register_device_tlb(&self, sid: u32, tlb: Arc<dyn DeviceTlb>) {
-        self.inner
-            .device_tlbs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((sid, tlb));
+    /// Registers a device-side cache of the translations of stream `sid` with
+    /// SubstreamID `ssid` (such as the `vmm::IommuBridge` of [`SmmuUnit::device`]):
+    /// every command that may drop its translations invalidates it before the command
+    /// returns ([`UnitCache::register_device_tlb`]).
+    pub fn register_device_tlb(&self, sid: u32, ssid: Option<u32>, tlb: Arc<dyn DeviceTlb>) {
+        self.inner.cache.register_device_tlb(sid, ssid, tlb);
     }
 
     /// The unit's configuration cache and IOTLB (to inspect them).
@@ -526,25 +519,6 @@ impl<V: ViewMemory> Inner<V> {
         } else {
             q.overflow = true;
             f.recorded = false;
-        }
-    }
-
-    /// Invalidates the registered device TLBs of `sid` (all streams: `None`), the
-    /// range `range` (`(addr, len)`) or everything (`None`).
-    fn invalidate_device_tlbs(&self, sid: Option<(u32, u32)>, range: Option<(u64, u64)>) {
-        let tlbs: Vec<Arc<dyn DeviceTlb>> = self
-            .device_tlbs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|(s, _)| sid.is_none_or(|(want, mask)| s & mask == want & mask))
-            .map(|(_, t)| t.clone())
-            .collect();
-        for tlb in tlbs {
-            match range {
-                Some((addr, len)) => tlb.invalidate_range(addr, len),
-                None => tlb.invalidate_all(),
-            }
         }
     }
 }

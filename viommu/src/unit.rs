@@ -4,12 +4,14 @@
 //!
 //! A translation for a device (a config key: the requester, and its PASID /
 //! SubstreamID where it has one):
-//! 1. reads the cached configuration and, if there is one, looks the page up in the
-//!    IOTLB under the configuration's tag: a hit that allows the access is the answer
-//!    (no lock, nothing written);
-//! 2. otherwise takes a fill ticket, then walks the chain (if no configuration is
-//!    cached: it caches the one it decoded, and drops it again if an invalidation
-//!    started meanwhile), then the tables, and caches the leaf under the ticket.
+//! 1. looks the page up in the IOTLB by requester, PASID and page (not by tag: no
+//!    configuration is read; an entry is current until an invalidation removes it, and
+//!    the guest invalidates a device's entries whenever it changes its configuration):
+//!    a hit that allows the access is the answer (no lock, nothing written);
+//! 2. otherwise takes a fill ticket, then reads the cached configuration or walks the
+//!    chain (caching the configuration it decoded, and dropping it again if an
+//!    invalidation started meanwhile), then the tables, and caches the leaf under the
+//!    configuration's tag with the ticket.
 //!
 //! A configuration invalidation (VT-d context-cache, PASID-cache; SMMU CFGI_*)
 //! withdraws the fills in flight, drops the configurations it names, then invalidates
@@ -23,11 +25,12 @@
 
 use crate::access::{Access, Perms};
 use crate::attach::Attachments;
-use crate::iotlb::{FillTicket, Iotlb, IotlbEntry, IotlbKey, Selector};
+use crate::iotlb::{FillTicket, Iotlb, IotlbEntry, IotlbKey, PAGE_SHIFT, PageRange, Selector};
+use crate::translate::DeviceTlb;
 use crate::translate::Mapping;
 use pgtable_core::Translation;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// What a unit's chain walk decoded for one device, as the cache needs it.
 pub trait DeviceConfig: Send + Sync + 'static {
@@ -51,10 +54,20 @@ pub struct Request {
     pub access: Access,
 }
 
-/// The device → configuration cache and the IOTLB of one unit.
+/// A cache outside the unit (a device's ATC, vm-memory's IOTLB in
+/// [`IommuBridge`](crate::vmm::IommuBridge)) and the requests it serves.
+struct DeviceCache {
+    source: u32,
+    pasid: Option<u32>,
+    tlb: Arc<dyn DeviceTlb>,
+}
+
+/// The device → configuration cache and the IOTLB of one unit, and the device-side
+/// caches its invalidations must reach.
 pub struct UnitCache<C> {
     configs: Attachments<C>,
     iotlb: Iotlb,
+    devices: RwLock<Vec<DeviceCache>>,
 }
 
 impl<C> fmt::Debug for UnitCache<C> {
@@ -62,7 +75,7 @@ impl<C> fmt::Debug for UnitCache<C> {
         f.debug_struct("UnitCache")
             .field("configs", &self.configs)
             .field("iotlb", &self.iotlb)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,6 +85,42 @@ impl<C: DeviceConfig> UnitCache<C> {
         UnitCache {
             configs: Attachments::new(),
             iotlb: Iotlb::new(capacity),
+            devices: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Registers a cache that holds translations of requester `source` with `pasid`
+    /// (from this unit): every invalidation that may concern them reaches it
+    /// ([`DeviceTlb::invalidate_range`], or `invalidate_all` for a whole space).
+    pub fn register_device_tlb(&self, source: u32, pasid: Option<u32>, tlb: Arc<dyn DeviceTlb>) {
+        self.devices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(DeviceCache { source, pasid, tlb });
+    }
+
+    /// Invalidates the IOTLB entries `sel` selects, then the registered device caches
+    /// it may concern; returns when none of them serves a removed translation.
+    pub fn invalidate(&self, sel: &Selector) {
+        self.iotlb.invalidate(sel);
+        self.notify(sel);
+    }
+
+    /// Passes an invalidation on to the device caches it may concern.
+    fn notify(&self, sel: &Selector) {
+        let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
+        let pages = sel.page_range();
+        for d in devices
+            .iter()
+            .filter(|d| sel.selects_device(d.source, d.pasid))
+        {
+            if pages == PageRange::ALL {
+                d.tlb.invalidate_all();
+            } else {
+                let first = pages.first() << PAGE_SHIFT;
+                let len = (pages.last() - pages.first() + 1) << PAGE_SHIFT;
+                d.tlb.invalidate_range(first, len);
+            }
         }
     }
 
@@ -97,26 +146,35 @@ impl<C: DeviceConfig> UnitCache<C> {
         chain: impl FnOnce() -> Result<C, E>,
         walk: impl FnOnce(&C) -> Result<Translation, E>,
     ) -> Result<Mapping, E> {
-        let hit = self.configs.with(req.device, |c| {
-            let key = IotlbKey::new(req.source, req.pasid, c?.tag(), req.iova);
-            self.iotlb
-                .lookup(&key)
-                .filter(|e| e.perms.allows(req.access))
-        });
-        if let Some(e) = hit {
-            return Ok(Mapping::of_entry(req.iova, &e));
+        // The hit path reads no configuration: an entry is current until invalidated
+        // (see `Iotlb::lookup_untagged`).
+        if let Some((_, e)) = self.iotlb.lookup_untagged(req.source, req.pasid, req.iova) {
+            if e.perms.allows(req.access) {
+                return Ok(Mapping::of_entry(req.iova, &e));
+            }
         }
         let ticket = self.iotlb.begin_fill();
-        let config = match self.configs.get(req.device) {
-            Some(c) => c,
-            None => self.cache_config(req.device, chain()?, &ticket),
+        // The cached configuration is borrowed, not cloned (no reference count to
+        // bounce between the device's threads).
+        let mut walk = Some(walk);
+        let cached = self.configs.with(req.device, |c| {
+            let c = c?;
+            let walk = walk.take()?;
+            Some((walk(c), c.tag()))
+        });
+        let (t, tag) = match cached {
+            Some((walked, tag)) => (walked?, tag),
+            None => {
+                let config = self.cache_config(req.device, chain()?, &ticket);
+                let walk = walk.take().expect("the walk runs once");
+                (walk(&config)?, config.tag())
+            }
         };
-        let t = walk(&config)?;
         let size_shift = t.size.trailing_zeros() as u8;
         let leaf_pa = t.pa.0 - (req.iova & (t.size - 1));
         let entry =
             IotlbEntry::piece_of_leaf(leaf_pa, size_shift, req.iova, Perms::from_prot(t.prot));
-        let key = IotlbKey::new(req.source, req.pasid, config.tag(), req.iova);
+        let key = IotlbKey::new(req.source, req.pasid, tag, req.iova);
         self.iotlb.insert(ticket, &key, entry);
         Ok(Mapping::of_entry(req.iova, &entry))
     }
@@ -145,7 +203,7 @@ impl<C: DeviceConfig> UnitCache<C> {
     ) -> usize {
         self.iotlb.withdraw_fills();
         let gone = self.configs.detach_where(which).len();
-        self.iotlb.invalidate(entries);
+        self.invalidate(entries);
         gone
     }
 }

@@ -427,7 +427,7 @@ impl DeviceTlb for Log {
 fn device_tlbs_follow_the_commands_that_concern_them() {
     let fx = Fx::new();
     let log = Arc::new(Log::default());
-    fx.unit.register_device_tlb(SID, log.clone());
+    fx.unit.register_device_tlb(SID, None, log.clone());
     let take = || std::mem::take(&mut *log.0.lock().unwrap());
     fx.cmd(Command::CfgiSte {
         sid: SID + 1,

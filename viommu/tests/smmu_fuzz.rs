@@ -93,11 +93,30 @@ fn random_memory_and_registers() {
     }
 }
 
+/// A device-side cache that takes any invalidation.
+#[derive(Debug)]
+struct AnyTlb;
+
+impl viommu::DeviceTlb for AnyTlb {
+    fn invalidate_all(&self) {}
+
+    fn invalidate_range(&self, iova: u64, len: u64) {
+        assert!(
+            len > 0 && iova.checked_add(len - 1).is_some(),
+            "{iova:#x}+{len:#x}"
+        );
+    }
+}
+
 #[test]
 fn random_commands() {
     let g = Guest::new(1 << 20);
     let unit = g.unit(SmmuCaps::default());
     g.linear_stream_table(&unit, 4);
+    for sid in 0..16 {
+        unit.register_device_tlb(sid, None, std::sync::Arc::new(AnyTlb));
+        unit.register_device_tlb(sid, Some(sid), std::sync::Arc::new(AnyTlb));
+    }
     let mut rng = SmallRng::seed_from_u64(0xC0DE);
     let opcodes = [
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x23,
@@ -111,6 +130,10 @@ fn random_commands() {
         if rng.gen_bool(0.5) {
             // MSI addresses into the RAM now and then.
             words[1] = words[1] & !((1 << 52) - 1) | (RAM + rng.gen_range(0..1 << 20));
+        }
+        if rng.gen_ratio(1, 4) {
+            // SIDs, SSIDs and sizes the registered caches see.
+            words[0] &= 0x0000_000F_000F_FFFF;
         }
         let _ = unit.command(words);
         let _ = unit.translate(rng.gen_range(0..16), None, rng.r#gen(), Access::READ);

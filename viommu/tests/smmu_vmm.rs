@@ -89,7 +89,7 @@ fn dma_through_the_bridge_follows_the_guests_invalidations() {
         cfg.encode(),
     );
     let bridge = IommuBridge::new(unit.device(SID, None));
-    unit.register_device_tlb(SID, Arc::new(bridge.clone()));
+    unit.register_device_tlb(SID, None, Arc::new(bridge.clone()));
     let dma = IommuMemory::new(ram.clone(), bridge.clone(), true, ());
 
     // DMA lands in the data page, across the page boundary for reads.

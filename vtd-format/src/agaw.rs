@@ -1,8 +1,8 @@
 //! The adjusted guest address width: how many second-stage levels a context or PASID
-//! entry tells the IOMMU to walk (FORMATS.md §1.1).
+//! entry tells the IOMMU to walk (docs/formats.md §1.1).
 
 /// An adjusted guest address width: the AW code that tells the IOMMU how many
-/// second-stage levels to walk (FORMATS.md §1.1: `levels = AW + 2`).
+/// second-stage levels to walk (docs/formats.md §1.1: `levels = AW + 2`).
 ///
 /// ```
 /// use vtd_format::Agaw;

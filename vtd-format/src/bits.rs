@@ -1,6 +1,6 @@
 //! Bit-field arithmetic shared by every VT-d structure.
 //!
-//! VT-d manuals and FORMATS.md describe fields as inclusive bit ranges `b[h:l]`;
+//! VT-d manuals and docs/formats.md describe fields as inclusive bit ranges `b[h:l]`;
 //! [`mask`] is that notation, so the constants and masks below read like the spec.
 
 /// `mask(h, l)`: bits `h` down to `l` inclusive set (`h >= l`, both below 64).
@@ -19,7 +19,7 @@ pub const fn mask(h: u32, l: u32) -> u64 {
 pub const MAX_HAW: u32 = 52;
 
 /// Bits of an entry's address field at or above `haw`: reserved in every present
-/// entry (`H = mask(51, HAW)` of FORMATS.md §1.4 and §2.2; empty when `haw` is 52).
+/// entry (`H = mask(51, HAW)` of docs/formats.md §1.4 and §2.2; empty when `haw` is 52).
 ///
 /// ```
 /// use vtd_format::bits::above_haw;

@@ -1,6 +1,6 @@
 //! The context entry of a device (bus, devfn): legacy mode, 128 bits, pointing at the
 //! second-stage table; scalable mode, 256 bits, pointing at the PASID directory
-//! (FORMATS.md §1.2, §8.1, §8.2).
+//! (docs/formats.md §1.2, §8.1, §8.2).
 
 use crate::agaw::Agaw;
 use crate::bits::{bit, field, flag, mask, place, pointer_above_haw, with_bit, with_field};
@@ -119,7 +119,7 @@ impl TranslationType {
 /// ```
 /// use vtd_format::{Agaw, ContextEntry, TranslationType};
 /// let ce = ContextEntry::second_stage(0x1000_0000, Agaw::Bits48, 1);
-/// assert_eq!(ce.words(), [0x1000_0001, 0x102]); // FORMATS.md §5.1
+/// assert_eq!(ce.words(), [0x1000_0001, 0x102]); // docs/formats.md §5.1
 /// assert_eq!((ce.ssptptr(), ce.aw(), ce.did()), (0x1000_0000, Some(Agaw::Bits48), 1));
 /// let ats = ce.with_translation_type(TranslationType::DeviceTlb).with_fpd(true);
 /// assert_eq!(ats.words(), [0x1000_0007, 0x102]);

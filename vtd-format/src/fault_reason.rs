@@ -1,4 +1,4 @@
-//! The VT-d fault reasons: the 8-bit FR code a fault record carries (FORMATS.md §8.3).
+//! The VT-d fault reasons: the 8-bit FR code a fault record carries (docs/formats.md §8.3).
 //!
 //! Codes 0x1–0xE are the legacy-mode reasons; 0x30 and above the scalable-mode ones.
 //! Names are this crate's; the codes and conditions follow Linux's fault-reason tables
@@ -244,7 +244,7 @@ impl FaultReason {
     /// bits were set, and the root-level scalable-mode faults — are always recorded.
     ///
     /// QEMU's `vtd_qualified_faults` pins the legacy codes and 0x50/0x51/0x58/0x59/0x5B;
-    /// the other scalable-mode codes follow the same rule (FORMATS.md §8.1 ⚠).
+    /// the other scalable-mode codes follow the same rule (docs/formats.md §8.1 ⚠).
     pub const fn is_qualified(self) -> bool {
         use FaultReason::*;
         !matches!(
@@ -380,7 +380,7 @@ mod tests {
             }
         }
         assert_eq!(known, ALL.len());
-        // Legacy 0x1..=0xE, then the scalable-mode groups of FORMATS.md §8.3.
+        // Legacy 0x1..=0xE, then the scalable-mode groups of docs/formats.md §8.3.
         let expected: Vec<u8> = (0x1..=0xE)
             .chain(0x30..=0x32)
             .chain(0x38..=0x3A)

@@ -1,5 +1,5 @@
 //! The 128-bit fault record the IOMMU writes into a fault recording register when it
-//! blocks a DMA request (FORMATS.md §8.3).
+//! blocks a DMA request (docs/formats.md §8.3).
 
 use crate::bits::{bit, field, flag, mask, place};
 use crate::error::{DecodeError, Structure};
@@ -93,7 +93,7 @@ pub struct FaultRecord {
     pub pasid: Option<u32>,
     /// T1 (`hi[62]`): 1 = a read, 0 = a write.
     pub read: bool,
-    /// T2 (`hi[28]`), the second type bit of newer specs (FORMATS.md §8.3 ⚠).
+    /// T2 (`hi[28]`), the second type bit of newer specs (docs/formats.md §8.3 ⚠).
     pub t2: bool,
     /// PRIV (`hi[29]`): the request was privileged.
     pub privileged: bool,

@@ -58,7 +58,7 @@ pub trait VtdStage:
     /// The `regs` words of [`HwInfo`] for a table whose top is at `root`.
     fn registers(table: &Vtd<Self>, root: u64) -> [u64; 4];
 
-    /// How a writable leaf carries its dirty state (C-API.md "Dirty tracking"): the
+    /// How a writable leaf carries its dirty state (docs/c-api.md "Dirty tracking"): the
     /// stage's write permission, and the D bit the hardware sets.
     const DIRTY: DirtyBits;
 
@@ -361,7 +361,7 @@ unsafe impl<S: VtdStage> Format for Vtd<S> {
         pa | S::TABLE_BITS
     }
 
-    /// Decodes an entry as the hardware walker does (FORMATS.md §1.4, §2.2): not
+    /// Decodes an entry as the hardware walker does (docs/formats.md §1.4, §2.2): not
     /// present ([`Entry::Empty`], every other bit ignored), a leaf (a PTE, or PS=1 at
     /// a PDE/PDPTE whose size the hardware walks), or a table pointer. It faults with
     /// [`pgtable_core::Fault::Reserved`] (the raw entry and the offending bits) on a

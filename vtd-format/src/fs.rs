@@ -1,5 +1,5 @@
 //! The first-stage (FS, formerly "first-level") format: x86-64 4- and 5-level paging
-//! as VT-d walks it, FORMATS.md §2.
+//! as VT-d walks it, docs/formats.md §2.
 //!
 //! Entries are written exactly as Linux's generic_pt `x86_64` writes them (§2.3): a
 //! table pointer is `pa | P | R/W | U/S | A` (0x27), so the leaf decides; a leaf is
@@ -190,7 +190,7 @@ impl VtdFs {
     }
 
     /// The scalable-mode PASID entry (PGTT=001, first stage only) for a table whose top
-    /// table is at `fsptptr`, tagged with domain id `did` (FORMATS.md §2.1, §5.2). AW
+    /// table is at `fsptptr`, tagged with domain id `did` (docs/formats.md §2.1, §5.2). AW
     /// is filled as Linux fills it, with the AGAW matching the paging depth.
     ///
     /// ```
@@ -205,7 +205,7 @@ impl VtdFs {
     }
 
     /// The bits that must be zero in a present entry of core `level` (0 = PTE), as a
-    /// leaf or as a table pointer: QEMU's `VTD_FPTE_*` masks of FORMATS.md §2.2 with
+    /// leaf or as a table pointer: QEMU's `VTD_FPTE_*` masks of docs/formats.md §2.2 with
     /// HAW = `oas` for leaves and the table HAW ([`VtdFs::with_haw`]) for table
     /// pointers. Bit 12 of a superpage is PAT, not address, so it is not reserved.
     ///

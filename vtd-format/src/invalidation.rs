@@ -1,6 +1,6 @@
 //! Queued-invalidation descriptors: what software writes into the invalidation queue
 //! to drop the IOMMU's cached context entries, PASID entries and translations, and to
-//! wait for that to finish (FORMATS.md §4.2, §8.7).
+//! wait for that to finish (docs/formats.md §4.2, §8.7).
 //!
 //! A descriptor is 128 bits, or 256 bits when IQA_REG.DW = 1 (scalable-mode
 //! drivers); the types here use only the low 128, the rest is reserved. The type is
@@ -120,7 +120,7 @@ pub enum PasidCacheScope {
 }
 
 /// What an interrupt-entry-cache invalidation drops (`qw0[4]`, polarity as Linux
-/// writes it: FORMATS.md §8.8 #8 ⚠).
+/// writes it: docs/formats.md §8.8 #8 ⚠).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InterruptCacheScope {
     /// G = 0: every cached interrupt-remapping entry.
@@ -139,7 +139,7 @@ pub enum InterruptCacheScope {
 /// ```
 /// use pgtable_core::Iova;
 /// use vtd_format::{InvalidationDescriptor, IotlbScope};
-/// // FORMATS.md §4.2: leaves of 16 pages at 0x1234_0000 in domain 1 changed.
+/// // docs/formats.md §4.2: leaves of 16 pages at 0x1234_0000 in domain 1 changed.
 /// let d = InvalidationDescriptor::Iotlb {
 ///     scope: IotlbScope::Page { did: 1, addr: Iova(0x1234_0000), am: 4, ih: true },
 ///     drain_reads: false,

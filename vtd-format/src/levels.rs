@@ -2,7 +2,7 @@
 //! resolving 9 IOVA bits, its entry names, and the choice of page sizes.
 //!
 //! VT-d numbers levels 1 (PTE) to 5 (PML5E); the core numbers them 0 to 4. Both stages
-//! use the same IOVA split (FORMATS.md §1.1, §2.1), so the geometry is built here once.
+//! use the same IOVA split (docs/formats.md §1.1, §2.1), so the geometry is built here once.
 
 use pgtable_core::{ConfigError, Error, Geometry};
 
@@ -39,7 +39,7 @@ pub fn level_name(level: u32) -> &'static str {
 }
 
 /// Levels needed to resolve `bits` of IOVA: 3 up to 39 bits, 4 up to 48, 5 up to 57
-/// (the AGAW steps of FORMATS.md §1.1). `None` beyond 57.
+/// (the AGAW steps of docs/formats.md §1.1). `None` beyond 57.
 pub(crate) const fn levels_for(bits: u32) -> Option<u32> {
     match bits {
         0..=39 => Some(3),

@@ -48,7 +48,7 @@
 //! ```
 //!
 //! Not enforced here: the interrupt window `0xFEE0_0000..=0xFEEF_FFFF` must be kept
-//! out of the IOVA allocator and never used as an output address (FORMATS.md §1.4);
+//! out of the IOVA allocator and never used as an output address (docs/formats.md §1.4);
 //! like Linux, this library leaves that to the IOVA allocator's reservations.
 
 #![warn(missing_docs)]
@@ -100,5 +100,5 @@ pub use ss::{Second, VtdSs};
 
 /// The interrupt address window: DMA writes to it are interrupt requests, and a
 /// translation that lands in it is blocked (fault 0xE, or 0x87 in scalable mode). Keep
-/// it out of the IOVA allocator and never map anything to it (FORMATS.md §1.4).
+/// it out of the IOVA allocator and never map anything to it (docs/formats.md §1.4).
 pub const INTERRUPT_RANGE: std::ops::RangeInclusive<u64> = 0xFEE0_0000..=0xFEEF_FFFF;

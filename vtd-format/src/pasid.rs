@@ -1,6 +1,6 @@
 //! The scalable-mode PASID tables: the PASID directory (indexed by PASID\[19:6\]) and
 //! the PASID tables it points to (indexed by PASID\[5:0\]), whose 512-bit entries
-//! select the first- and/or second-stage tables (FORMATS.md §1.2, §2.1, §8.2).
+//! select the first- and/or second-stage tables (docs/formats.md §1.2, §2.1, §8.2).
 
 use crate::agaw::Agaw;
 use crate::bits::{bit, field, flag, mask, pointer_above_haw, with_bit, with_field};
@@ -186,9 +186,9 @@ impl Pgtt {
 /// ```
 /// use vtd_format::{Agaw, PasidEntry, Pgtt};
 /// let pe = PasidEntry::second_stage(0x1000_0000, Agaw::Bits48, 1).with_pwsnp(true);
-/// assert_eq!(pe.val[..2], [0x1000_0089, 0x80_0001]); // FORMATS.md §5.1
+/// assert_eq!(pe.val[..2], [0x1000_0089, 0x80_0001]); // docs/formats.md §5.1
 /// let fs = PasidEntry::first_stage(0x2000_0000, false, Agaw::Bits48, 1);
-/// assert_eq!(fs.val[..3], [0x49, 1, 0x2000_0000]); // FORMATS.md §5.2
+/// assert_eq!(fs.val[..3], [0x49, 1, 0x2000_0000]); // docs/formats.md §5.2
 /// let nested = pe.with_pgtt(Pgtt::Nested).with_fsptptr(0x3000_0000).with_sre(true);
 /// assert_eq!(nested.val[..3], [0x1000_00c9, 0x80_0001, 0x3000_0001]);
 /// assert_eq!(PasidEntry::decode(nested.val, 48), Ok(nested));

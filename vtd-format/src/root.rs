@@ -1,5 +1,5 @@
 //! The root of the device → table chain: the RTADDR_REG value, the root table indexed
-//! by bus, and its legacy-mode and scalable-mode entries (FORMATS.md §8.1, §8.2).
+//! by bus, and its legacy-mode and scalable-mode entries (docs/formats.md §8.1, §8.2).
 
 use crate::bits::{bit, field, flag, mask, place, pointer_above_haw};
 use crate::error::{DecodeError, Structure};

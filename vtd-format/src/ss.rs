@@ -1,4 +1,4 @@
-//! The second-stage (SS, formerly "second-level") format: FORMATS.md §1.
+//! The second-stage (SS, formerly "second-level") format: docs/formats.md §1.
 //!
 //! Entries are written exactly as Linux's generic_pt `vtdss` writes them (§1.8):
 //! a table pointer is `pa | R | W`, so permissions are decided at the leaf alone (they
@@ -19,7 +19,7 @@ const R: u64 = 1 << 0;
 const W: u64 = 1 << 1;
 /// Snoop: force a snooped access to the page (bit 11, leaves only).
 const SNP: u64 = 1 << 11;
-/// The former transient-mapping bit, reserved since spec 3.2 (FORMATS.md §6 #1).
+/// The former transient-mapping bit, reserved since spec 3.2 (docs/formats.md §6 #1).
 const TM: u64 = 1 << 62;
 /// Dirty (bit 9), set by the hardware on a write when PASID-entry SSADE is on (§1.7);
 /// A (accessed, bit 8) may be set with it.
@@ -58,7 +58,7 @@ pub struct Second {
 /// let mem = Arc::new(ArenaMemory::new(0x1000_0000, 1 << 20));
 /// let pt = PageTable::new(VtdSs::new(48, 48)?, mem.clone())?;
 /// pt.map_pages(Iova(0x1234_5000), PhysAddr(0x8_0000_0000), 0x1000, 1, Prot::RW)?;
-/// // FORMATS.md §5.1: the PTE lands in the fourth table at index 0x145.
+/// // docs/formats.md §5.1: the PTE lands in the fourth table at index 0x145.
 /// assert_eq!(mem.read_u64(0x1000_3a28), Some(0x8_0000_0003));
 /// assert_eq!(pt.info().hw.regs[..2], [0x1000_0000, 2]); // SSPTPTR, AW
 /// # Ok::<(), pgtable_core::Error>(())
@@ -223,7 +223,7 @@ impl VtdSs {
     }
 
     /// The legacy-mode context entry (TT=00, present) pointing at a table whose top
-    /// table is at `ssptptr`, tagged with domain id `did` (FORMATS.md §1.2).
+    /// table is at `ssptptr`, tagged with domain id `did` (docs/formats.md §1.2).
     ///
     /// ```
     /// use pgtable_core::PhysAddr;
@@ -237,7 +237,7 @@ impl VtdSs {
     }
 
     /// The scalable-mode PASID entry (PGTT=010, second stage only) for a table whose top
-    /// table is at `ssptptr` (FORMATS.md §1.2). Add PWSNP with
+    /// table is at `ssptptr` (docs/formats.md §1.2). Add PWSNP with
     /// [`PasidEntry::with_pwsnp`] when ECAP.SMPWC is set.
     ///
     /// ```
@@ -252,7 +252,7 @@ impl VtdSs {
     }
 
     /// The bits a hardware walker requires to be zero in a present entry of core
-    /// `level` (0 = PTE), as a leaf or as a table pointer: the masks of FORMATS.md §1.4
+    /// `level` (0 = PTE), as a leaf or as a table pointer: the masks of docs/formats.md §1.4
     /// with HAW = `oas` for leaves and the table HAW ([`VtdSs::with_haw`]) for table
     /// pointers. PS is not included for a leaf (it is what makes the leaf).
     ///
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn ps_in_a_pte_is_ignored() {
-        // FORMATS.md §6 #4: hardware does not consult PS at level 1 (our level 0).
+        // docs/formats.md §6 #4: hardware does not consult PS at level 1 (our level 0).
         assert_eq!(
             f48().decode(0x8_0000_0083, 0),
             Entry::Leaf {
@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn write_only_is_kept() {
-        // generic_pt vtdss writes W without R (FORMATS.md §6 #7); so do we.
+        // generic_pt vtdss writes W without R (docs/formats.md §6 #7); so do we.
         let f = f48();
         assert_eq!(f.encode_leaf(0x1000, 0, Prot::WRITE), 0x1002);
         assert_eq!(f.effective_prot(Prot::WRITE), Prot::WRITE);

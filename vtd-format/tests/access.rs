@@ -1,31 +1,17 @@
-//! VT-d walks by access type (FORMATS.md §1.3–§1.7, §2.2): R/W and U/S ANDed across
+//! VT-d walks by access type (docs/formats.md §1.3–§1.7, §2.2): R/W and U/S ANDed across
 //! levels, A on every level and D on written leaves when updates are on.
 
+use pgtable_core::conformance::written_table;
 use pgtable_core::{
     Access, ArenaMemory, FaultKind, Format, Iova, PhysAddr, Prot, TableWriter, WalkPolicy,
-    WriterPage,
 };
-use std::sync::Arc;
 use vtd_format::{VtdFs, VtdSs};
 
 const BASE: u64 = 0x8000_0000;
 
+/// A table mapping 0x5000 -> 0x9000 with `prot`, written as a guest would.
 fn table<F: Format>(fmt: F, prot: Prot) -> TableWriter<F, ArenaMemory> {
-    let mem = Arc::new(ArenaMemory::new(BASE, 1 << 20));
-    let mut next = BASE;
-    let mut page = move || {
-        let pa = next;
-        next += 0x1000;
-        Some(WriterPage {
-            pa: PhysAddr(pa),
-            pointer: pa,
-        })
-    };
-    let root = page().unwrap().pa;
-    let mut w = TableWriter::new(fmt, mem, root).unwrap();
-    w.map(Iova(0x5000), PhysAddr(0x9000), 0x1000, prot, &mut page)
-        .unwrap();
-    w
+    written_table(fmt, BASE, Iova(0x5000), PhysAddr(0x9000), 0x1000, prot)
 }
 
 fn path<F: Format>(w: &TableWriter<F, ArenaMemory>) -> Vec<u64> {

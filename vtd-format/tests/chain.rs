@@ -1,5 +1,5 @@
 //! The device → table chain structures, fault records and invalidation descriptors:
-//! golden words written from the specification's bit positions (FORMATS.md §1.2, §5,
+//! golden words written from the specification's bit positions (docs/formats.md §1.2, §5,
 //! §8), both directions; random round trips; and every reserved bit met with the
 //! documented error and fault reason.
 
@@ -158,7 +158,7 @@ fn scalable_chain_golden() {
 
 #[test]
 fn pasid_entry_golden() {
-    // FORMATS.md §5.1 / §5.2.
+    // docs/formats.md §5.1 / §5.2.
     let ss = PasidEntry::decode([0x1000_0089, 0x80_0001, 0, 0, 0, 0, 0, 0], HAW).unwrap();
     assert_eq!(Pgtt::from_code(ss.pgtt()), Some(Pgtt::SecondStage));
     assert_eq!(

@@ -1,5 +1,5 @@
 //! Entry encodings and the hardware decoder: every prot combination round-trips at
-//! every leaf level, and every reserved bit of FORMATS.md §1.4 / §2.2 faults.
+//! every leaf level, and every reserved bit of docs/formats.md §1.4 / §2.2 faults.
 
 use pgtable_core::{
     ArenaMemory, Entry, Fault, ForeignTable, Format, Iova, PageTable, PhysAddr, Prot,
@@ -184,7 +184,7 @@ fn assert_each_bit_ignored<F: Format>(f: &F, level: u32, base: u64, ignored: u64
     }
 }
 
-/// FORMATS.md §1.4 table, HAW = 48 column.
+/// docs/formats.md §1.4 table, HAW = 48 column.
 const SS_PML4E: u64 = 0x400F_0000_0000_0880;
 const SS_NONLEAF: u64 = 0x400F_0000_0000_0800;
 const SS_1G: u64 = 0x400F_0000_3FFF_F000;
@@ -212,7 +212,7 @@ fn ss_reserved_masks_at_haw_48() {
 #[test]
 fn ss_ignored_bits() {
     let f = VtdSs::new(57, 48).unwrap().with_haw(48).unwrap();
-    // X (deprecated), EMT/IPAT, A, D, bit 10, 61:52 and 63 (FORMATS.md §1.3, §6 #3).
+    // X (deprecated), EMT/IPAT, A, D, bit 10, 61:52 and 63 (docs/formats.md §1.3, §6 #3).
     let ignored = 0x7c | 0x700 | 0xbff0_0000_0000_0000;
     for level in 0..5 {
         assert_each_bit_ignored(&f, level, 0x1000_1003, ignored, "table");
@@ -258,7 +258,7 @@ fn ss_disabled_superpages_fault() {
     assert!(matches!(only_2m.decode(0x40_0000_0083, 2), Entry::Fault(_)));
 }
 
-/// FORMATS.md §2.2 (QEMU `VTD_FPTE_*`), HAW = 48.
+/// docs/formats.md §2.2 (QEMU `VTD_FPTE_*`), HAW = 48.
 const FS_H: u64 = 0x000F_0000_0000_0000;
 
 #[test]
@@ -277,7 +277,7 @@ fn fs_reserved_masks_at_haw_48() {
 #[test]
 fn fs_ignored_bits() {
     let f = VtdFs::new(57, 48).unwrap().with_haw(48).unwrap();
-    // PWT, PCD, A, D, G, 9, EA, 11, and 63:52 with XD (FORMATS.md §2.2, §6 #5).
+    // PWT, PCD, A, D, G, 9, EA, 11, and 63:52 with XD (docs/formats.md §2.2, §6 #5).
     let ignored = 0x18 | 0x60 | 0xf00 | 0xfff0_0000_0000_0000;
     for level in 0..5 {
         assert_each_bit_ignored(&f, level, 0x2000_1027, ignored, "table");

@@ -1,5 +1,5 @@
 //! Dirty tracking on both VT-d stages: second-stage D (bit 9) and first-stage D (bit
-//! 6), the core's dirty batteries and the exact words of C-API.md's table.
+//! 6), the core's dirty batteries and the exact words of docs/c-api.md's table.
 
 use pgtable_core::conformance::{dirty_by_hardware_walks, dirty_concurrency, dirty_tracking};
 use pgtable_core::{ArenaMemory, Format, HostMemory, Prot};

@@ -1,4 +1,4 @@
-//! FORMATS.md §5.1 and §5.2 worked examples, byte for byte, with the tables placed at
+//! docs/formats.md §5.1 and §5.2 worked examples, byte for byte, with the tables placed at
 //! the examples' physical addresses by an `ArenaMemory`.
 
 use pgtable_core::{ArenaMemory, Format, PageTable, Prot, TableMemory, TablePage};

@@ -1,6 +1,6 @@
 /*
  * Dirty tracking through the C API on every format: the exact clean and dirty words
- * of C-API.md (read back from the table's own dump), enabling and disabling, bitmaps
+ * of docs/c-api.md (read back from the table's own dump), enabling and disabling, bitmaps
  * for partial ranges, page sizes and large leaves, NO_CLEAR, and every bad argument's
  * errno with no entry and no bitmap bit changed.
  */

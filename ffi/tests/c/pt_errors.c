@@ -1,5 +1,5 @@
 /*
- * Every error row of C-API.md, for every format: the return value, and the table's
+ * Every error row of docs/c-api.md, for every format: the return value, and the table's
  * walk unchanged afterwards (all-or-nothing `map`, partial `map_pages` undone by hand).
  */
 #define _GNU_SOURCE

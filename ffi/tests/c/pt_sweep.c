@@ -76,7 +76,7 @@ static uint64_t tg_encoding(uint32_t granule)
     return granule == 4096 ? 0 : granule == 65536 ? 1 : 2;
 }
 
-/* The register words a driver programs (C-API.md `regs`). */
+/* The register words a driver programs (docs/c-api.md `regs`). */
 static void registers(const struct iommu_pt_info *info, const char *name)
 {
     CHECK_EQ(info->regs[0], info->root_phys, "%s", name);

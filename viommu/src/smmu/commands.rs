@@ -15,16 +15,12 @@ fn tag(vmid: u16, asid: u16) -> u32 {
     u32::from(vmid) << 16 | u32::from(asid)
 }
 
-/// The pages a TLBI range names, and its bytes (for device TLBs): one page for a
-/// single address (TG = 0), else (NUM + 1) × 2^SCALE granules.
-fn span(range: &TlbiRange) -> (PageRange, u64, u64) {
+/// The pages a TLBI range names: one page for a single address (TG = 0), else
+/// (NUM + 1) × 2^SCALE granules.
+fn span(range: &TlbiRange) -> PageRange {
     match range.bytes() {
-        Some(len) => (PageRange::bytes(range.addr, len), range.addr, len),
-        None => (
-            PageRange::pages(range.addr >> 12, 1),
-            range.addr & !0xfff,
-            0x1000,
-        ),
+        Some(len) => PageRange::bytes(range.addr, len),
+        None => PageRange::pages(range.addr >> 12, 1),
     }
 }
 
@@ -36,7 +32,8 @@ pub(super) fn split_key(key: u64) -> (u32, Option<u32>) {
 
 impl<V: ViewMemory> Inner<V> {
     /// Drops the cached configurations of the streams `which` selects, then the
-    /// translations `entries` selects (coherently with fills in flight).
+    /// translations `entries` selects (coherently with fills in flight), in the IOTLB
+    /// and the registered device caches.
     pub(super) fn invalidate_configs(
         &self,
         mut which: impl FnMut(u32, Option<u32>) -> bool,
@@ -62,13 +59,12 @@ impl<V: ViewMemory> Inner<V> {
             |s, _| s & mask == sid & mask,
             &Selector::ALL.source_block(sid, low_bits),
         );
-        self.invalidate_device_tlbs(Some((sid, mask)), None);
     }
 
     pub(super) fn command(&self, words: [u64; 2]) -> Result<(), CommandError> {
         let cmd =
             Command::decode(words).map_err(|e| e.command_error().unwrap_or(CommandError::Ill))?;
-        let iotlb = self.cache.iotlb();
+        let cache = &self.cache;
         match cmd {
             Command::PrefetchConfig { .. } => {}
             Command::CfgiSte { sid, .. } | Command::CfgiCdAll { sid } => self.cfgi_streams(sid, 0),
@@ -86,52 +82,37 @@ impl<V: ViewMemory> Inner<V> {
                     |s, ss| s == sid && (ss == Some(ssid) || ssid == 0 && ss.is_none()),
                     &entries,
                 );
-                self.invalidate_device_tlbs(Some((sid, u32::MAX)), None);
             }
             Command::TlbiNhAll { vmid } | Command::TlbiS12Vmall { vmid } => {
-                iotlb.invalidate_tag_masked(tag(vmid, 0), VMID_MASK);
-                self.invalidate_device_tlbs(None, None);
+                cache.invalidate(&Selector::ALL.tag_masked(tag(vmid, 0), VMID_MASK));
             }
             Command::TlbiNhAsid { vmid, asid } => {
-                iotlb.invalidate_tag(tag(vmid, asid));
-                self.invalidate_device_tlbs(None, None);
+                cache.invalidate(&Selector::ALL.tag(tag(vmid, asid)));
             }
             Command::TlbiNhVa { vmid, range, .. } | Command::TlbiNhVaa { vmid, range } => {
                 // Every ASID: global leaves are cached per ASID, and NH_VA removes
                 // global entries whatever their ASID.
-                let (pages, addr, len) = span(&range);
-                iotlb.invalidate(
-                    &Selector::ALL
-                        .tag_masked(tag(vmid, 0), VMID_MASK)
-                        .pages(pages),
-                );
-                self.invalidate_device_tlbs(None, Some((addr, len)));
+                let vm = Selector::ALL.tag_masked(tag(vmid, 0), VMID_MASK);
+                cache.invalidate(&vm.pages(span(&range)));
             }
             Command::TlbiS2Ipa { vmid, range } => {
                 // Fills in flight are withdrawn before the configurations are looked
                 // at, so a nested one cached meanwhile is either seen here or refused
                 // (the store-buffering argument of `crate::unit`).
-                iotlb.withdraw_fills();
-                let nested = self
-                    .cache
+                cache.iotlb().withdraw_fills();
+                let nested = cache
                     .configs()
                     .snapshot()
                     .iter()
                     .any(|(_, c)| c.nested_vmid() == Some(vmid));
                 let vm = Selector::ALL.tag_masked(tag(vmid, 0), VMID_MASK);
                 if nested {
-                    iotlb.invalidate(&vm);
-                    self.invalidate_device_tlbs(None, None);
+                    cache.invalidate(&vm);
                 } else {
-                    let (pages, addr, len) = span(&range);
-                    iotlb.invalidate(&vm.pages(pages));
-                    self.invalidate_device_tlbs(None, Some((addr, len)));
+                    cache.invalidate(&vm.pages(span(&range)));
                 }
             }
-            Command::TlbiNsnhAll => {
-                iotlb.invalidate_all();
-                self.invalidate_device_tlbs(None, None);
-            }
+            Command::TlbiNsnhAll => cache.invalidate(&Selector::ALL),
             Command::TlbiEl2All
             | Command::TlbiEl2Asid { .. }
             | Command::TlbiEl2Va { .. }
@@ -148,17 +129,14 @@ impl<V: ViewMemory> Inner<V> {
                     (false, Some(ssid)) => PasidMatch::Is(ssid),
                     (false, None) => PasidMatch::Without,
                 };
-                let pages = PageRange::aligned(addr, u32::from(size));
-                iotlb.invalidate_source_range(sid, pasid, pages);
-                let range = if pages.last() - pages.first() >= u64::MAX >> 12 {
-                    None
+                // 2^52 pages or more: the whole input space (and device caches get
+                // one invalidate_all, not a range whose byte length overflows).
+                let pages = if size >= 52 {
+                    PageRange::ALL
                 } else {
-                    Some((
-                        pages.first() << 12,
-                        (pages.last() - pages.first() + 1) << 12,
-                    ))
+                    PageRange::aligned(addr, u32::from(size))
                 };
-                self.invalidate_device_tlbs(Some((sid, u32::MAX)), range);
+                cache.invalidate(&Selector::ALL.source(sid).pasid(pasid).pages(pages));
             }
             Command::Sync {
                 completion,
