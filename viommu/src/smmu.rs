@@ -256,7 +256,7 @@ impl fmt::Display for SmmuFault {
                 e.input_addr
             )?;
             if let Some(l) = self.arm_level() {
-                write!(f, ", level {l}")?;
+                write!(f, ", at L{l}")?;
             }
         }
         if !self.recorded {

@@ -859,7 +859,7 @@ fn f_permission() {
     let f = fx.unit.translate(SID, None, RO, priv_write).unwrap_err();
     assert_eq!(
         f.to_string(),
-        "F_PERMISSION (0x13) for StreamID 0x1, stage 1, CLASS IN, input 0x100000, level 3"
+        "F_PERMISSION (0x13) for StreamID 0x1, stage 1, CLASS IN, input 0x100000, at L3"
     );
     // RnW 0 (write), PnU 1; InD for the fetch.
     assert_eq!(event(&f).encode()[1], 0x202_0000_0000);
