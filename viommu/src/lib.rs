@@ -18,7 +18,7 @@
 //! - `vmm` (feature `vm-memory`): `vmm::IommuBridge`, a device's translations as
 //!   vm-memory's `Iommu`, so device models do DMA through `IommuMemory`.
 //! - [`Access`] and [`Perms`]: what a request asks for and what a translation grants.
-//! - [`unit`]: [`unit::UnitCache`], the configuration cache and IOTLB in front of a
+//! - [`mod@unit`]: [`unit::UnitCache`], the configuration cache and IOTLB in front of a
 //!   unit's walks, filled and invalidated coherently.
 
 #![warn(missing_docs)]
@@ -28,6 +28,7 @@ pub mod attach;
 mod error;
 pub mod iotlb;
 pub mod memory;
+pub mod smmu;
 mod sync;
 mod translate;
 pub mod unit;
