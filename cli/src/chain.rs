@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use viommu::Perms;
 use viommu::memory::ImageMemory;
+use viommu::smmu::{SmmuCaps, SmmuUnit};
 use viommu::vtd::{ChainLink, VtdCaps, VtdTables, VtdUnit};
 use vtd_format::SourceId;
 
@@ -171,11 +172,73 @@ pub fn vtd(
 /// `decode --smmu-strtab STRTAB_BASE [--strtab-cfg CFG] --sid N [--ssid N]`.
 ///
 /// # Errors
-/// Not available until the SMMU unit lands.
-pub fn smmu(
-    _args: &DecodeArgs,
-    _image: Arc<ImageMemory>,
-    _strtab: u64,
-) -> Result<String, CliError> {
-    Err(CliError::Usage("--smmu-strtab needs the SMMU unit".into()))
+/// A StreamID wider than 32 bits, a SubstreamID wider than 20, or `--dump`.
+pub fn smmu(args: &DecodeArgs, image: Arc<ImageMemory>, strtab: u64) -> Result<String, CliError> {
+    if args.dump {
+        return Err(CliError::Usage(
+            "--dump with --smmu-strtab: dump the table the chain names with --format and --root"
+                .into(),
+        ));
+    }
+    let sid = args.sid.unwrap_or(0);
+    let sid = u32::try_from(sid)
+        .map_err(|_| CliError::Usage(format!("--sid {sid:#x} is wider than 32 bits")))?;
+    let ssid = match args.ssid {
+        Some(s) if s >> 20 != 0 => {
+            return Err(CliError::Usage(format!(
+                "--ssid {s:#x} is wider than 20 bits"
+            )));
+        }
+        s => s.map(|s| s as u32),
+    };
+    // A linear table of 2^16 StreamIDs unless the configuration says otherwise.
+    let cfg = args.strtab_cfg.unwrap_or(16);
+    let unit = SmmuUnit::new(image, SmmuCaps::default());
+    unit.set_stream_table(strtab, cfg);
+    let mut out = String::new();
+    let _ = write!(out, "SMMUv3 StreamID {sid:#x}");
+    if let Some(s) = ssid {
+        let _ = write!(out, " SubstreamID {s:#x}");
+    }
+    let _ = writeln!(out, ", STRTAB_BASE {strtab:#x}, STRTAB_BASE_CFG {cfg:#x}:");
+    let (read, config) = unit.describe_chain(sid, ssid);
+    links(&mut out, &read);
+    match config {
+        Ok(what) => {
+            let _ = writeln!(out, "  -> {what}");
+        }
+        Err(f) => {
+            let _ = writeln!(out, "  chain fault: {f}");
+            return Ok(out);
+        }
+    }
+    let access = args.access;
+    for &iova in &args.iovas {
+        match unit.translate(sid, ssid, iova, access) {
+            Ok(m) => {
+                let pa = m.translate(iova).unwrap_or(m.pa);
+                let _ = writeln!(
+                    out,
+                    "0x{iova:016x} -> 0x{pa:016x}  size {:#x}  grants {}",
+                    m.size,
+                    perms_letters(m.perms)
+                );
+            }
+            Err(f) => {
+                let record = f.event.map_or_else(String::new, |e| {
+                    let w = e.encode();
+                    format!(
+                        "  record {:#018x} {:#018x} {:#018x} {:#018x}",
+                        w[0], w[1], w[2], w[3]
+                    )
+                });
+                let _ = writeln!(
+                    out,
+                    "0x{iova:016x}  fault ({}): {f}{record}",
+                    access_letters(access)
+                );
+            }
+        }
+    }
+    Ok(out)
 }

@@ -265,3 +265,110 @@ fn device_arguments_are_checked() {
         assert!(err.contains(msg), "{all:?}: {err}");
     }
 }
+
+/// A 1 MiB image at 0 holding a linear stream table at 0x10000 (16 StreamIDs), the STE
+/// of StreamID 3 (stage 1, two CDs at 0x20000), CD 1 pointing at a 4K stage-1 table that
+/// maps IOVA 0x10_0000 to 0x8_0000 read-write with ASID 7.
+fn smmu_image(name: &str) -> PathBuf {
+    use smmu_format::{ArmConfig, ArmS1, SteConfig, StreamTableEntry};
+    let mem = Arc::new(ImageMemory::anonymous(0, 1 << 20).unwrap());
+    let mut next = 0x40_000u64;
+    let mut page = || {
+        let pa = next;
+        next += 0x1000;
+        Some(WriterPage {
+            pa: PhysAddr(pa),
+            pointer: pa,
+        })
+    };
+    let root = page().unwrap().pa;
+    let mut s1 =
+        TableWriter::new(ArmS1::new(ArmConfig::default()).unwrap(), mem.clone(), root).unwrap();
+    s1.map(
+        Iova(0x10_0000),
+        PhysAddr(0x8_0000),
+        0x1000,
+        Prot::RW,
+        &mut page,
+    )
+    .unwrap();
+    let ste = StreamTableEntry {
+        valid: true,
+        config: SteConfig::S1Translate,
+        s1_context_ptr: PhysAddr(0x20000),
+        s1cdmax: 1,
+        ..Default::default()
+    };
+    for (i, w) in ste.encode().iter().enumerate() {
+        mem.write_u64(0x10000 + 3 * 64 + 8 * i as u64, *w).unwrap();
+    }
+    let cd = s1.format().cd(root, 7, true);
+    for (i, w) in cd.encode().iter().enumerate() {
+        mem.write_u64(0x20000 + 64 + 8 * i as u64, *w).unwrap();
+    }
+    let mut bytes = vec![0u8; 1 << 20];
+    mem.read_bytes(0, &mut bytes).unwrap();
+    let path = scratch(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn an_smmu_chain_then_translations_and_events() {
+    let path = smmu_image("smmu.img");
+    let img = path.to_str().unwrap();
+    let base = [
+        "decode",
+        "--image",
+        img,
+        "--base",
+        "0",
+        "--smmu-strtab",
+        "0x10000",
+        "--strtab-cfg",
+        "4",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--sid", "3", "--ssid", "1", "0x100010", "0x200000"]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "SMMUv3 StreamID 0x3 SubstreamID 0x1, STRTAB_BASE 0x10000, STRTAB_BASE_CFG 0x4:"
+    );
+    assert!(
+        lines[1].starts_with("  stream table entry           at 0x100c0: "),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("  context descriptor           at 0x20040: "),
+        "{out}"
+    );
+    assert_eq!(
+        lines[3],
+        "  -> Arm SMMUv3 stage 1 at 0x40000, VMID 0, ASID 7"
+    );
+    assert_eq!(
+        lines[4],
+        "0x0000000000100010 -> 0x0000000000080010  size 0x1000  grants rwx"
+    );
+    assert!(lines[5].starts_with("0x0000000000200000  fault (r): F_TRANSLATION (0x10) for StreamID 0x3 SubstreamID 0x1, stage 1, CLASS IN, input 0x200000"), "{out}");
+    assert!(lines[5].contains("record 0x0000000300001810 "), "{out}");
+    // A StreamID beyond the table: C_BAD_STREAMID.
+    let mut args = base.to_vec();
+    args.extend(["--sid", "16"]);
+    let (_, out, _) = run(&args);
+    assert!(
+        out.ends_with("  chain fault: C_BAD_STREAMID (0x02) for StreamID 0x10\n"),
+        "{out}"
+    );
+    // A SubstreamID beyond the CD table: C_BAD_SUBSTREAMID.
+    let mut args = base.to_vec();
+    args.extend(["--sid", "3", "--ssid", "2"]);
+    let (_, out, _) = run(&args);
+    assert!(
+        out.ends_with("  chain fault: C_BAD_SUBSTREAMID (0x08) for StreamID 0x3 SubstreamID 0x2\n"),
+        "{out}"
+    );
+}

@@ -145,7 +145,7 @@ mod commands;
 
 use crate::access::Access;
 use crate::translate::{DeviceTlb, DeviceTranslate, Mapping, TranslateFault};
-use crate::unit::{Request, UnitCache};
+use crate::unit::{ChainLink, Request, UnitCache};
 use chain::{Config, Ctx, Miss};
 use pgtable_core::ViewMemory;
 use smmu_format::EventRecord;
@@ -412,6 +412,33 @@ impl<V: ViewMemory> SmmuUnit<V> {
                 Err(f)
             }
         }
+    }
+
+    /// The chain of `sid` (and `ssid`): every structure read, in order, and what the
+    /// translations go through, or the fault that stopped the chain (for a debugger or
+    /// the CLI's decode). Nothing is cached or recorded.
+    pub fn describe_chain(
+        &self,
+        sid: u32,
+        ssid: Option<u32>,
+    ) -> (Vec<ChainLink>, Result<String, SmmuFault>) {
+        let ctx = Ctx {
+            sid,
+            ssid,
+            iova: 0,
+            access: Access::READ,
+        };
+        chain::TRACE.with(|t| *t.borrow_mut() = Some(Vec::new()));
+        let config = self.inner.chain(&ctx);
+        let links = chain::TRACE
+            .with(|t| t.borrow_mut().take())
+            .unwrap_or_default();
+        let config = match config {
+            Ok(c) => Ok(c.describe()),
+            Err(Miss::Fault(f)) => Err(f),
+            Err(Miss::Identity(_)) => Ok("bypass".to_string()),
+        };
+        (links, config)
     }
 
     /// Executes one command from the guest's command queue, completely: invalidations

@@ -28,9 +28,20 @@ use crate::attach::Attachments;
 use crate::iotlb::{FillTicket, Iotlb, IotlbEntry, IotlbKey, PAGE_SHIFT, PageRange, Selector};
 use crate::translate::DeviceTlb;
 use crate::translate::Mapping;
-use pgtable_core::Translation;
+use pgtable_core::{PhysAddr, Translation};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
+
+/// One structure of a device's chain, as read from memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    /// What it is (e.g. `"root entry"`).
+    pub name: &'static str,
+    /// Where it lies.
+    pub pa: PhysAddr,
+    /// Its words, as read.
+    pub words: Vec<u64>,
+}
 
 /// What a unit's chain walk decoded for one device, as the cache needs it.
 pub trait DeviceConfig: Send + Sync + 'static {
@@ -114,12 +125,14 @@ impl<C: DeviceConfig> UnitCache<C> {
             .iter()
             .filter(|d| sel.selects_device(d.source, d.pasid))
         {
-            if pages == PageRange::ALL {
+            // A range of 2^52 pages or more is no narrower than all of them (and its
+            // length in bytes would not fit).
+            let count = pages.last() - pages.first();
+            if pages == PageRange::ALL || count >= (1 << (64 - PAGE_SHIFT)) - 1 {
                 d.tlb.invalidate_all();
             } else {
                 let first = pages.first() << PAGE_SHIFT;
-                let len = (pages.last() - pages.first() + 1) << PAGE_SHIFT;
-                d.tlb.invalidate_range(first, len);
+                d.tlb.invalidate_range(first, (count + 1) << PAGE_SHIFT);
             }
         }
     }

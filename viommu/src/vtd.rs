@@ -161,16 +161,7 @@ impl fmt::Display for VtdFault {
 
 impl std::error::Error for VtdFault {}
 
-/// One structure of a device's chain, as read from memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainLink {
-    /// What it is (e.g. `"root entry"`).
-    pub name: &'static str,
-    /// Where it lies.
-    pub pa: PhysAddr,
-    /// Its words, as read.
-    pub words: Vec<u64>,
-}
+pub use crate::unit::ChainLink;
 
 /// The tables a device's requests go through.
 #[derive(Debug)]
@@ -755,6 +746,19 @@ impl<V: ViewMemory> VtdUnit<V> {
         }
     }
 
+    /// Registers a device-side cache (a [`crate::vmm::IommuBridge`], an ATC) holding
+    /// translations of `source` with `pasid`: every invalidation that may concern
+    /// them reaches it.
+    pub fn register_device_tlb(
+        &self,
+        source: SourceId,
+        pasid: Option<u32>,
+        tlb: Arc<dyn crate::DeviceTlb>,
+    ) {
+        self.cache
+            .register_device_tlb(u32::from(source.0), pasid, tlb);
+    }
+
     /// Whether a cached configuration of domain `did` serves requests without PASID
     /// through RID_PASID `pasid` (a PASID-based invalidation of `pasid` then concerns
     /// them too).
@@ -767,8 +771,8 @@ impl<V: ViewMemory> VtdUnit<V> {
     }
 
     /// The translator of one device (and PASID), for [`crate::vmm::IommuBridge`]
-    /// (register the bridge with [`UnitCache::register_device_tlb`] through
-    /// [`VtdUnit::cache`] so that the guest's invalidations reach its cache).
+    /// (register the bridge with [`VtdUnit::register_device_tlb`] so that the guest's
+    /// invalidations reach its cache).
     pub fn device(self: &Arc<Self>, source: SourceId, pasid: Option<u32>) -> VtdDevice<V> {
         VtdDevice {
             unit: self.clone(),

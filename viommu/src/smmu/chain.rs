@@ -6,6 +6,7 @@ use super::{Httu, Inner, SmmuFault};
 use crate::access::{Access, Perms};
 use crate::memory::PhysAccess;
 use crate::translate::Mapping;
+use crate::unit::ChainLink;
 use crate::unit::DeviceConfig;
 use pgtable_core::{
     Error as CoreError, Fault, FaultKind, ForeignTable, Format, Geometry, Iova, Nested,
@@ -25,6 +26,13 @@ const FETCH_ADDR: u64 = ((1 << 52) - 1) & !0b111;
 const IPA: u64 = ((1 << 52) - 1) & !0xfff;
 /// The identity block a bypassed transaction is given.
 const BYPASS_BLOCK: u64 = 1 << 30;
+
+thread_local! {
+    /// The structures a chain walk on this thread read, while `describe_chain` takes
+    /// a trace (never on the translation path).
+    pub(super) static TRACE: std::cell::RefCell<Option<Vec<ChainLink>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 /// The transaction a chain walk or a table walk is for.
 #[derive(Debug, Clone, Copy)]
@@ -186,6 +194,31 @@ impl<V: ViewMemory> DeviceConfig for Config<V> {
 }
 
 impl<V: ViewMemory> Config<V> {
+    /// What the translations go through, in words (for a debugger or the CLI).
+    pub(super) fn describe(&self) -> String {
+        let (vmid, asid) = (self.tag >> 16, self.tag & 0xffff);
+        let tables = match &self.kind {
+            Kind::Bypass { .. } => "bypass".to_string(),
+            Kind::Disabled { .. } => "stage 1 with TTB0 walks disabled (EPD0)".to_string(),
+            Kind::Unreadable { root, s2, .. } => format!(
+                "stage {} with its top table at {root:#x} outside memory",
+                if *s2 { 2 } else { 1 }
+            ),
+            Kind::Stage1 { table, .. } => {
+                format!("{} at {:#x}", table.format().name(), table.root_phys().0)
+            }
+            Kind::Stage2 { table, .. } => {
+                format!("{} at {:#x}", table.format().name(), table.root_phys().0)
+            }
+            Kind::Nested { walk, .. } => format!(
+                "nested: stage 1 at IPA {:#x} in stage 2 at {:#x}",
+                walk.stage1_root(),
+                walk.stage2().root_phys().0
+            ),
+        };
+        format!("{tables}, VMID {vmid}, ASID {asid}")
+    }
+
     /// The VMID of a nested configuration (whose stage-2 invalidations cannot be
     /// narrowed to IOVAs).
     pub(super) fn nested_vmid(&self) -> Option<u16> {
@@ -317,18 +350,29 @@ impl<V: ViewMemory> Inner<V> {
         }))
     }
 
-    /// `N` words at physical address `pa`, if they are all in memory.
-    fn read_words<const N: usize>(&self, pa: u64) -> Option<[u64; N]> {
+    /// `N` words of structure `name` at physical address `pa`, if they are all in
+    /// memory (noted in the chain trace when one is being taken).
+    fn read_words<const N: usize>(&self, name: &'static str, pa: u64) -> Option<[u64; N]> {
         let mut words = [0; N];
         for (i, w) in words.iter_mut().enumerate() {
             *w = self.mem.read_u64(pa.checked_add(8 * i as u64)?).ok()?;
         }
+        TRACE.with(|t| {
+            if let Some(links) = t.borrow_mut().as_mut() {
+                links.push(ChainLink {
+                    name,
+                    pa: pgtable_core::PhysAddr(pa),
+                    words: words.to_vec(),
+                });
+            }
+        });
         Some(words)
     }
 
     /// `N` words of a CD-table structure at `addr` (an IPA when `s2` is given).
     fn fetch_cd_words<const N: usize>(
         &self,
+        name: &'static str,
         addr: u64,
         s2: Option<&S2<V>>,
         ctx: &Ctx,
@@ -337,7 +381,7 @@ impl<V: ViewMemory> Inner<V> {
             Some(s2) => s2.fetch_address(addr, ctx)?,
             None => addr,
         };
-        self.read_words(pa)
+        self.read_words(name, pa)
             .ok_or_else(|| ctx.fetch(EventId::FCdFetch, pa))
     }
 
@@ -447,14 +491,14 @@ impl<V: ViewMemory> Inner<V> {
         let cd = match table.locate(ssid).map_err(|e| ctx.decode(e, bad_ssid))? {
             CdLocation::Cd(pa) => pa.0,
             CdLocation::L1Descriptor(pa) => {
-                let [word] = self.fetch_cd_words(pa.0, s2, ctx)?;
+                let [word] = self.fetch_cd_words("L1 CD descriptor", pa.0, s2, ctx)?;
                 L1CdDescriptor::decode(word)
                     .cd(ssid, table.format)
                     .map_err(|e| ctx.decode(e, bad_ssid))?
                     .0
             }
         };
-        let words = self.fetch_cd_words(cd, s2, ctx)?;
+        let words = self.fetch_cd_words("context descriptor", cd, s2, ctx)?;
         ContextDescriptor::decode(words).map_err(|e| ctx.decode(e, EventId::CBadCd))
     }
 
@@ -474,7 +518,7 @@ impl<V: ViewMemory> Inner<V> {
             SteLocation::Ste(pa) => pa.0,
             SteLocation::L1Descriptor(pa) => {
                 let [word] = self
-                    .read_words(pa.0)
+                    .read_words("L1 stream table descriptor", pa.0)
                     .ok_or_else(|| ctx.fetch(EventId::FSteFetch, pa.0))?;
                 L1StreamDescriptor::decode(word)
                     .ste(ctx.sid, table.config.split)
@@ -483,7 +527,7 @@ impl<V: ViewMemory> Inner<V> {
             }
         };
         let words = self
-            .read_words(ste)
+            .read_words("stream table entry", ste)
             .ok_or_else(|| ctx.fetch(EventId::FSteFetch, ste))?;
         let ste = StreamTableEntry::decode(words).map_err(|e| ctx.decode(e, EventId::CBadSte))?;
         if !self.ste_supported(&ste) {

@@ -3,8 +3,6 @@
 //! `IommuMemory`, the guest unmaps and queues CMD_TLBI_NH_VA + CMD_SYNC, and the
 //! device's next DMA gets the event record.
 //!
-//! `cargo run -p iommu-pt-viommu --example smmu_vmm`
-//!
 //! The scenario is nested (STE.Config = 0b111): the guest's stage 1 (its CD and
 //! tables at intermediate addresses) inside the VMM's stage 2.
 
@@ -34,7 +32,8 @@ const ASID: u16 = 3;
 const IOVA: u64 = 0x7000_0000;
 const IPA: u64 = 0x20_0000;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the scenario, printing what happens.
+pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize)])?;
     let mem = Arc::new(GuestRam::new(ram.clone()));
     // Host pages from 48 MiB on (the VMM's), guest pages from IPA 16 MiB on.

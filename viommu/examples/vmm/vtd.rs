@@ -2,8 +2,6 @@
 //! device model does DMA through vm-memory's `IommuMemory`, the guest unmaps and queues
 //! an invalidation, and the device's next DMA gets the architectural fault record.
 //!
-//! `cargo run -p iommu-pt-viommu --example vmm`
-//!
 //! The VT-d scenario: scalable mode, a nested PASID entry (a first-stage table whose
 //! pointers and outputs are guest-physical addresses, translated by a second stage).
 
@@ -35,7 +33,8 @@ const BUFFER: u64 = 0x120_0000;
 /// The second stage maps its input x to RAM x + SHIFT (so the two stages show).
 const SHIFT: u64 = 0x100_0000;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the scenario, printing what happens.
+pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize)])?;
     let mem = Arc::new(GuestRam::new(ram.clone()));
 
@@ -151,7 +150,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let leaf = fs.entry_address(Iova(IOVA), 0).expect("mapped");
     println!(
-        "   first-stage leaf now {:#018x} : the walk set A (bit 5) and D (bit 6)",
+        "   first-stage leaf now {:#018x}: the walk set A (bit 5) and D (bit 6)",
         fs.read_entry(leaf)?
     );
 
