@@ -79,22 +79,35 @@ impl Caches {
     #[inline]
     pub(crate) fn alloc(&self, class: usize, max_first: u64) -> Option<u64> {
         let Some(mut g) = self.pair(class).try_lock() else {
-            self.busy_misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return self.busy_miss();
         };
-        if let Some(pfn) = g.pop_at_most(max_first) {
+        if let Some(pfn) = g.pop_top_at_most(max_first) {
             g.count(true);
             return Some(pfn);
         }
-        let got = self.alloc_refill(&mut g, class, max_first);
+        self.alloc_refill(g, class, max_first)
+    }
+
+    #[cold]
+    fn busy_miss(&self) -> Option<u64> {
+        self.busy_misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// The top of the loaded magazine was empty or above `max_first`: search it, then
+    /// try the previous one, then the depot.
+    #[cold]
+    #[inline(never)]
+    fn alloc_refill(&self, mut g: PairGuard<'_>, class: usize, max_first: u64) -> Option<u64> {
+        let got = self.refill(&mut g, class, max_first);
         g.count(got.is_some());
         got
     }
 
-    /// The loaded magazine had nothing at or below `max_first`: try the previous one,
-    /// then the depot.
-    #[cold]
-    fn alloc_refill(&self, g: &mut PairGuard<'_>, class: usize, max_first: u64) -> Option<u64> {
+    fn refill(&self, g: &mut PairGuard<'_>, class: usize, max_first: u64) -> Option<u64> {
+        if let Some(pfn) = g.pop_at_most(max_first) {
+            return Some(pfn);
+        }
         if g.prev_has_at_most(max_first) {
             g.swap();
             return g.pop_at_most(max_first);
@@ -122,6 +135,13 @@ impl Caches {
         if g.push(pfn) {
             return Freed::Cached;
         }
+        self.free_overflow(g, class, pfn)
+    }
+
+    /// The loaded magazine is full: swap, or move the previous one to the depot.
+    #[cold]
+    #[inline(never)]
+    fn free_overflow(&self, mut g: PairGuard<'_>, class: usize, pfn: u64) -> Freed {
         if g.prev_len() < MAG_SIZE {
             g.swap();
             g.push(pfn);

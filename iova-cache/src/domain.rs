@@ -122,6 +122,30 @@ impl IovaDomain {
     /// so it fails only if no aligned gap fits below the limit.
     #[inline]
     pub fn alloc_fast(&self, size: u64, limit_pfn: u64, flush_cache: bool) -> Option<u64> {
+        // The common case inline: a cached size (1..=max_cached; never above max_pfn,
+        // which is at least 2^48 - 1) below a limit that leaves room for it.
+        if size.wrapping_sub(1) < self.max_cached {
+            let pages = size.next_power_of_two();
+            let limit = limit_pfn.min(self.max_pfn);
+            // `limit + 1` cannot overflow: pfns stay below 2^53.
+            let max_first = (limit + 1).wrapping_sub(pages);
+            if max_first >= self.opts.start_pfn && max_first <= limit {
+                let class = pages.trailing_zeros() as usize;
+                if let Some(pfn) = self.caches.alloc(class, max_first) {
+                    if !self.opts.checked || self.claim_cached(pfn) {
+                        return Some(pfn);
+                    }
+                }
+                return self.alloc_from_tree(Request::aligned(pages), limit, flush_cache);
+            }
+        }
+        self.alloc_general(size, limit_pfn, flush_cache)
+    }
+
+    /// [`alloc_fast`](Self::alloc_fast) for every other case: zero or uncached sizes,
+    /// limits with no room.
+    #[inline(never)]
+    fn alloc_general(&self, size: u64, limit_pfn: u64, flush_cache: bool) -> Option<u64> {
         if size == 0 || size > self.max_pfn {
             return None;
         }
@@ -181,7 +205,44 @@ impl IovaDomain {
     ///   `alloc_fast` range is), or, in a checked domain, `pfn` does not start a live
     ///   allocation of `size` pages (rounded as `alloc_fast` rounds): a double free or a
     ///   wrong size. Nothing changes.
+    #[inline]
     pub fn free_fast(&self, pfn: u64, size: u64) -> Result<(), IovaError> {
+        // The common case inline: an unchecked domain, a cached size, a range inside the
+        // domain aligned to its rounded size. Anything else takes the general path,
+        // which re-checks and reports the error.
+        if size.wrapping_sub(1) < self.max_cached && !self.opts.checked {
+            let pages = size.next_power_of_two();
+            // `pages - 1 < max_pfn`: cached sizes are at most 1024 pages.
+            if pfn >= self.opts.start_pfn
+                && pfn & (pages - 1) == 0
+                && pfn <= self.max_pfn - (pages - 1)
+            {
+                let class = pages.trailing_zeros() as usize;
+                match self.caches.free(class, pfn) {
+                    Freed::Cached => {}
+                    other => self.free_spilled(class, pfn, other),
+                }
+                return Ok(());
+            }
+        }
+        self.free_fast_general(pfn, size)
+    }
+
+    /// What a cache could not keep goes back to the tree.
+    #[cold]
+    #[inline(never)]
+    fn free_spilled(&self, class: usize, pfn: u64, freed: Freed) {
+        match freed {
+            Freed::Cached => {}
+            Freed::Trimmed(mag) => self.release(class, &mag[..]),
+            Freed::Busy => self.release(class, &[pfn]),
+        }
+    }
+
+    /// [`free_fast`](Self::free_fast) with every check: checked domains, uncached sizes,
+    /// bad arguments.
+    #[inline(never)]
+    fn free_fast_general(&self, pfn: u64, size: u64) -> Result<(), IovaError> {
         if size == 0 {
             return Err(IovaError::Invalid("free_fast size must not be zero"));
         }
@@ -214,8 +275,7 @@ impl IovaDomain {
         let class = pages.trailing_zeros() as usize;
         match self.caches.free(class, pfn) {
             Freed::Cached => {}
-            Freed::Trimmed(mag) => self.release(class, &mag[..]),
-            Freed::Busy => self.release(class, &[pfn]),
+            other => self.free_spilled(class, pfn, other),
         }
         Ok(())
     }

@@ -11,6 +11,10 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread::yield_now;
 
+/// Process-wide statics of `cpu.rs`, which loom does not model (its CPU numbers are
+/// loom's thread numbers).
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicIsize, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(not(loom))]
