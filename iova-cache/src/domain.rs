@@ -234,7 +234,12 @@ impl IovaDomain {
     fn free_spilled(&self, class: usize, pfn: u64, freed: Freed) {
         match freed {
             Freed::Cached => {}
-            Freed::Trimmed(mag) => self.release(class, &mag[..]),
+            Freed::Trimmed(mags) => {
+                let mut tree = lock(&self.tree);
+                for mag in &mags {
+                    release_locked(&mut tree, class, &mag[..], self.opts.checked);
+                }
+            }
             Freed::Busy => self.release(class, &[pfn]),
         }
     }
@@ -434,6 +439,30 @@ impl IovaDomain {
             trims: self.caches.trims(),
             max_cached_pages: self.max_cached,
         }
+    }
+
+    /// The most pages the per-CPU magazines and the depots can ever hold together, the
+    /// bound of [`IovaOptions::depot_limit`]:
+    /// `(2 * slots + cap) * 127 * (2^(max_cached_order + 1) - 1)`, where `slots` is the
+    /// number of per-CPU slots (the configured CPUs) and `cap` the depot cap.
+    /// [`IovaStats::cached_pfns`] never exceeds it.
+    ///
+    /// ```
+    /// use iova_cache::{IovaDomain, IovaOptions};
+    /// let opts = IovaOptions { depot_limit: 8, max_cached_order: 1, ..IovaOptions::default() };
+    /// let d = IovaDomain::with_options(&opts).unwrap();
+    /// let pfns: Vec<u64> = (0..10_000).map(|_| d.alloc_fast(1, u64::MAX, false).unwrap()).collect();
+    /// for pfn in pfns {
+    ///     d.free_fast(pfn, 1).unwrap();
+    /// }
+    /// // Whatever the caches could not keep went back to the tree.
+    /// let s = d.stats();
+    /// assert!(s.cached_pfns <= d.cached_pfns_bound());
+    /// assert_eq!(s.live_ranges, s.cached_pfns);
+    /// ```
+    #[must_use]
+    pub fn cached_pfns_bound(&self) -> u64 {
+        self.caches.bound_pages()
     }
 
     /// Bytes of range-tree nodes in use, and reserved including spare arena capacity:
