@@ -297,9 +297,7 @@ impl IovaDomain {
             }
         } else {
             // Like Linux's free_iova(): whatever allocation contains pfn.
-            if let Some(r) = tree.find(pfn).filter(|r| !r.is_reserved()) {
-                tree.remove_found(r);
-            }
+            tree.remove_containing(pfn, |r| !r.is_reserved());
             Ok(())
         }
     }
@@ -354,11 +352,8 @@ impl IovaDomain {
         let mut tree = lock(&self.tree);
         // Reservations are permanent; in a checked domain a cached range is already free.
         let freeable = |r: &Range| !(r.is_reserved() || self.opts.checked && r.is_cached());
-        match tree.find(pfn).filter(freeable) {
-            Some(r) => {
-                tree.remove_found(r);
-                Ok(())
-            }
+        match tree.remove_containing(pfn, freeable) {
+            Some(_) => Ok(()),
             None => Err(IovaError::NotFound(pfn)),
         }
     }

@@ -40,6 +40,7 @@ mod depot;
 mod domain;
 mod error;
 mod gap;
+mod hint;
 mod magazine;
 mod options;
 mod range_tree;
