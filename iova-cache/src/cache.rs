@@ -74,6 +74,27 @@ impl Caches {
         &self.pairs[slot * self.classes + class]
     }
 
+    /// The fast path's pop: the top of this CPU's loaded magazine, if it is at or
+    /// below `max_first`, counted as a hit; `None` for anything else (a busy pair, an
+    /// empty or unsuitable top), with nothing counted: the caller then goes to
+    /// [`Caches::alloc`]. Free of calls but the CPU-number fallback, so callers stay
+    /// leaves on this path.
+    #[inline(always)]
+    pub(crate) fn try_pop(&self, class: usize, max_first: u64) -> Option<u64> {
+        let mut g = self.pair(class).try_lock()?;
+        let pfn = g.pop_top_at_most(max_first)?;
+        g.count(true);
+        Some(pfn)
+    }
+
+    /// The fast path's push: onto this CPU's loaded magazine if the pair is free and
+    /// the magazine not full; false otherwise, the caller then going to
+    /// [`Caches::free`].
+    #[inline(always)]
+    pub(crate) fn try_push(&self, class: usize, pfn: u64) -> bool {
+        self.pair(class).try_lock().is_some_and(|mut g| g.push(pfn))
+    }
+
     /// Takes a cached range of class `class` whose first pfn is at most `max_first`.
     #[inline]
     pub(crate) fn alloc(&self, class: usize, max_first: u64) -> Option<u64> {

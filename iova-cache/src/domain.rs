@@ -122,12 +122,39 @@ impl IovaDomain {
     /// so it fails only if no aligned gap fits below the limit.
     #[inline]
     pub fn alloc_fast(&self, size: u64, limit_pfn: u64, flush_cache: bool) -> Option<u64> {
-        // The common case inline: a cached size (1..=max_cached; never above max_pfn,
-        // which is at least 2^48 - 1) below a limit that leaves room for it.
+        if let Some(pfn) = self.fast_pop(size, limit_pfn) {
+            return Some(pfn);
+        }
+        self.alloc_cached_or_tree(size, limit_pfn, flush_cache)
+    }
+
+    /// The common case of [`alloc_fast`](Self::alloc_fast), with no call that would
+    /// make the caller save registers: an unchecked domain, a cached size (never above
+    /// `max_pfn`, which is at least 2^48 - 1) below a limit that leaves room for it,
+    /// served by the top of this CPU's loaded magazine. `None` says only "not here".
+    #[inline(always)]
+    fn fast_pop(&self, size: u64, limit_pfn: u64) -> Option<u64> {
+        if self.opts.checked || size.wrapping_sub(1) >= self.max_cached {
+            return None;
+        }
+        let pages = size.next_power_of_two();
+        let limit = limit_pfn.min(self.max_pfn);
+        // `limit + 1` cannot overflow: pfns stay below 2^53.
+        let max_first = (limit + 1).wrapping_sub(pages);
+        if max_first < self.opts.start_pfn || max_first > limit {
+            return None;
+        }
+        self.caches
+            .try_pop(pages.trailing_zeros() as usize, max_first)
+    }
+
+    /// [`alloc_fast`](Self::alloc_fast) past its first try: the rest of the caches,
+    /// then the tree.
+    #[inline(never)]
+    fn alloc_cached_or_tree(&self, size: u64, limit_pfn: u64, flush_cache: bool) -> Option<u64> {
         if size.wrapping_sub(1) < self.max_cached {
             let pages = size.next_power_of_two();
             let limit = limit_pfn.min(self.max_pfn);
-            // `limit + 1` cannot overflow: pfns stay below 2^53.
             let max_first = (limit + 1).wrapping_sub(pages);
             if max_first >= self.opts.start_pfn && max_first <= limit {
                 let class = pages.trailing_zeros() as usize;
@@ -207,25 +234,27 @@ impl IovaDomain {
     ///   wrong size. Nothing changes.
     #[inline]
     pub fn free_fast(&self, pfn: u64, size: u64) -> Result<(), IovaError> {
-        // The common case inline: an unchecked domain, a cached size, a range inside the
-        // domain aligned to its rounded size. Anything else takes the general path,
-        // which re-checks and reports the error.
-        if size.wrapping_sub(1) < self.max_cached && !self.opts.checked {
-            let pages = size.next_power_of_two();
-            // `pages - 1 < max_pfn`: cached sizes are at most 1024 pages.
-            if pfn >= self.opts.start_pfn
-                && pfn & (pages - 1) == 0
-                && pfn <= self.max_pfn - (pages - 1)
-            {
-                let class = pages.trailing_zeros() as usize;
-                match self.caches.free(class, pfn) {
-                    Freed::Cached => {}
-                    other => self.free_spilled(class, pfn, other),
-                }
-                return Ok(());
-            }
+        if self.fast_push(pfn, size) {
+            return Ok(());
         }
         self.free_fast_general(pfn, size)
+    }
+
+    /// The common case of [`free_fast`](Self::free_fast), with no call that would make
+    /// the caller save registers: an unchecked domain, a cached size, a range inside
+    /// the domain aligned to its rounded size, onto this CPU's loaded magazine. False
+    /// says only "not here": the general path re-checks and reports any error.
+    #[inline(always)]
+    fn fast_push(&self, pfn: u64, size: u64) -> bool {
+        if self.opts.checked || size.wrapping_sub(1) >= self.max_cached {
+            return false;
+        }
+        let pages = size.next_power_of_two();
+        // `pages - 1 < max_pfn`: cached sizes are at most 1024 pages.
+        pfn >= self.opts.start_pfn
+            && pfn & (pages - 1) == 0
+            && pfn <= self.max_pfn - (pages - 1)
+            && self.caches.try_push(pages.trailing_zeros() as usize, pfn)
     }
 
     /// What a cache could not keep goes back to the tree.
