@@ -318,6 +318,17 @@ impl<E: Item, const CAP: usize> Node<E, CAP> {
     }
 }
 
+/// How many of `items` start at or below `limit`. A limit above the whole node (the
+/// common case high in the tree) is answered without the binary search, whose branches
+/// a predictor cannot learn.
+#[inline]
+fn below_limit<E: Item>(items: &[E], limit: u64) -> usize {
+    match items.last() {
+        Some(last) if last.first() <= limit => items.len(),
+        _ => items.partition_point(|e| e.first() <= limit),
+    }
+}
+
 /// Nodes of one kind, recycled through a free list.
 #[derive(Debug)]
 struct Arena<T> {
@@ -537,9 +548,7 @@ impl RangeTree {
             let items = self.leaves.get(id).items();
             // Only the gaps before items[k] for k <= `end` can start at or below the
             // limit (the item before them must start there).
-            let end = items
-                .partition_point(|e| e.lo <= limit)
-                .min(items.len() - 1);
+            let end = below_limit(items, limit).min(items.len() - 1);
             for k in (1..=end).rev() {
                 let (lo, hi) = (items[k - 1].last() + 1, (items[k].lo - 1).min(limit));
                 if lo > hi {
@@ -555,7 +564,7 @@ impl RangeTree {
         }
         let items = self.inners.get(id).items();
         // Children starting above the limit hold nothing below it.
-        let end = items.partition_point(|c| c.sum.lo <= limit);
+        let end = below_limit(items, limit);
         for k in (0..end).rev() {
             let c = items[k];
             if let Some(next) = items.get(k + 1) {
