@@ -47,6 +47,9 @@ peers = {
 }
 for live in ("10000", "100000", "1000000"):
     peers[f"iova/churn/iova-cache/{live}"] = f"iova/churn/vm-allocator/{live}"
+for group in ("random_batch_4096", "uncached_64_256"):
+    for half in ("alloc", "free"):
+        peers[f"iova/{group}/iova-cache/{half}"] = f"iova/{group}/range-alloc/{half}"
 
 try:
     cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][0]

@@ -51,40 +51,137 @@ fn fast_pair(c: &mut Criterion) {
     g.finish();
 }
 
+/// Ranges per batch in the batch groups, as in the Linux comparison of issue #13.
+const BATCH: usize = 4096;
+
+/// Which half of a batch a benchmark times.
+#[derive(Debug, Clone, Copy)]
+enum Half {
+    Alloc,
+    Free,
+}
+
+impl Half {
+    fn name(self) -> &'static str {
+        match self {
+            Half::Alloc => "alloc",
+            Half::Free => "free",
+        }
+    }
+}
+
+/// Times one half of `iters` batches: each batch allocates `BATCH` ranges of the sizes
+/// `size` draws (drawn before the clock starts), then frees them in a shuffled order.
+/// Only the allocations or only the frees are timed, so the per-element figure is the
+/// cost of one call.
+fn time_batches(
+    iters: u64,
+    half: Half,
+    rng: &mut SmallRng,
+    size: impl Fn(&mut SmallRng) -> u64,
+    mut alloc: impl FnMut(u64) -> u64,
+    mut free: impl FnMut(u64, u64),
+) -> Duration {
+    let mut sizes = Vec::with_capacity(BATCH);
+    let mut got = Vec::with_capacity(BATCH);
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        sizes.clear();
+        sizes.extend((0..BATCH).map(|_| size(rng)));
+        let t0 = Instant::now();
+        for &s in &sizes {
+            got.push((alloc(s), s));
+        }
+        let t_alloc = t0.elapsed();
+        got.shuffle(rng);
+        let t1 = Instant::now();
+        for &(pfn, s) in &got {
+            free(pfn, s);
+        }
+        let t_free = t1.elapsed();
+        got.clear();
+        total += match half {
+            Half::Alloc => t_alloc,
+            Half::Free => t_free,
+        };
+    }
+    total
+}
+
+/// `BATCH` allocations of random sizes, then frees in a shuffled order: the caches
+/// under a working set far above one magazine per size class, with default options.
 fn random_batches(c: &mut Criterion) {
-    let mut g = c.benchmark_group("iova/random_batch");
-    const N: usize = 64;
-    g.throughput(Throughput::Elements(N as u64));
+    let mut g = c.benchmark_group("iova/random_batch_4096");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let size = |rng: &mut SmallRng| rng.gen_range(1..=32u64);
     let d = domain();
+    let ra = Mutex::new(range_alloc::RangeAllocator::new(1..DMA32 + 1));
     let mut rng = SmallRng::seed_from_u64(1);
-    g.bench_function("iova-cache", |b| {
-        let mut got = Vec::with_capacity(N);
-        b.iter(|| {
-            for _ in 0..N {
-                let size = rng.gen_range(1..=32);
-                got.push((d.alloc_fast(size, DMA32, false).unwrap(), size));
-            }
-            got.shuffle(&mut rng);
-            for (pfn, size) in got.drain(..) {
-                d.free_fast(pfn, size).unwrap();
-            }
-        })
-    });
+    for half in [Half::Alloc, Half::Free] {
+        g.bench_function(BenchmarkId::new("iova-cache", half.name()), |b| {
+            b.iter_custom(|iters| {
+                time_batches(
+                    iters,
+                    half,
+                    &mut rng,
+                    size,
+                    |s| d.alloc_fast(s, DMA32, false).unwrap(),
+                    |pfn, s| d.free_fast(pfn, s).unwrap(),
+                )
+            })
+        });
+        g.bench_function(BenchmarkId::new("range-alloc", half.name()), |b| {
+            b.iter_custom(|iters| {
+                time_batches(
+                    iters,
+                    half,
+                    &mut rng,
+                    size,
+                    |s| ra.lock().unwrap().allocate_range(s).unwrap().start,
+                    |pfn, s| ra.lock().unwrap().free_range(pfn..pfn + s),
+                )
+            })
+        });
+    }
     g.finish();
 }
 
+/// The same batches with sizes the caches never hold: every call is the range tree.
+/// Below a 48-bit limit: 4096 ranges of 64..256 pages, each aligned to its size rounded
+/// up to a power of two, do not reliably fit below 4 GiB.
 fn uncached(c: &mut Criterion) {
     let mut g = c.benchmark_group("iova/uncached_64_256");
-    g.throughput(Throughput::Elements(1));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let size = |rng: &mut SmallRng| rng.gen_range(64..=256u64);
     let d = domain();
+    let ra = Mutex::new(range_alloc::RangeAllocator::new(1..DMA32 + 1));
     let mut rng = SmallRng::seed_from_u64(2);
-    g.bench_function("iova-cache", |b| {
-        b.iter(|| {
-            let size = rng.gen_range(64..=256);
-            let pfn = d.alloc_fast(size, DMA32, false).unwrap();
-            d.free_fast(black_box(pfn), size).unwrap();
-        })
-    });
+    for half in [Half::Alloc, Half::Free] {
+        g.bench_function(BenchmarkId::new("iova-cache", half.name()), |b| {
+            b.iter_custom(|iters| {
+                time_batches(
+                    iters,
+                    half,
+                    &mut rng,
+                    size,
+                    |s| d.alloc_fast(s, DMA48, false).unwrap(),
+                    |pfn, s| d.free_fast(pfn, s).unwrap(),
+                )
+            })
+        });
+        g.bench_function(BenchmarkId::new("range-alloc", half.name()), |b| {
+            b.iter_custom(|iters| {
+                time_batches(
+                    iters,
+                    half,
+                    &mut rng,
+                    size,
+                    |s| ra.lock().unwrap().allocate_range(s).unwrap().start,
+                    |pfn, s| ra.lock().unwrap().free_range(pfn..pfn + s),
+                )
+            })
+        });
+    }
     g.finish();
 }
 

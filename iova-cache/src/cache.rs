@@ -16,17 +16,17 @@
 //! is held, so the handoff between them cannot deadlock (checked by `tests/loom.rs`).
 
 use crate::cpu;
-use crate::depot::Depot;
+use crate::depot::{Depot, DepotLimits};
 use crate::magazine::{MAG_SIZE, Magazine, MagazinePair, PairGuard};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, now_ms};
 
 /// What happened to a range given to [`Caches::free`].
 #[derive(Debug)]
 pub(crate) enum Freed {
     /// It is cached.
     Cached,
-    /// It is cached, and the depot gave back this older magazine for the tree.
-    Trimmed(Magazine),
+    /// It is cached, and the depot gave back these older magazines for the tree.
+    Trimmed(Vec<Magazine>),
     /// The pair was busy: the caller frees the range to the tree itself.
     Busy,
 }
@@ -36,6 +36,7 @@ pub(crate) enum Freed {
 pub(crate) struct Caches {
     classes: usize,
     slots: usize,
+    limits: DepotLimits,
     /// `slots * classes` pairs, slot-major.
     pairs: Box<[MagazinePair]>,
     depots: Box<[Depot]>,
@@ -45,20 +46,18 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    /// Caches for `classes` size classes; `depot_limit` full magazines per class, 0 for
-    /// the default (twice the CPU count).
+    /// Caches for `classes` size classes; at most `depot_limit` full magazines per
+    /// class in the depot, 0 for the default cap (see [`DepotLimits::new`]).
     pub(crate) fn new(classes: usize, depot_limit: usize) -> Self {
         let slots = cpu::slot_count().max(1);
-        let limit = if depot_limit == 0 {
-            2 * slots
-        } else {
-            depot_limit
-        };
+        let limits = DepotLimits::new(depot_limit, slots);
+        let now = now_ms();
         Caches {
             classes,
             slots,
+            limits,
             pairs: (0..slots * classes).map(|_| MagazinePair::new()).collect(),
-            depots: (0..classes).map(|_| Depot::new(limit)).collect(),
+            depots: (0..classes).map(|_| Depot::new(limits, now)).collect(),
             busy_misses: AtomicU64::new(0),
             trims: AtomicU64::new(0),
         }
@@ -75,26 +74,60 @@ impl Caches {
         &self.pairs[slot * self.classes + class]
     }
 
+    /// The fast path's pop: the top of this CPU's loaded magazine, if it is at or
+    /// below `max_first`, counted as a hit; `None` for anything else (a busy pair, an
+    /// empty or unsuitable top), with nothing counted: the caller then goes to
+    /// [`Caches::alloc`]. Free of calls but the CPU-number fallback, so callers stay
+    /// leaves on this path.
+    #[inline(always)]
+    pub(crate) fn try_pop(&self, class: usize, max_first: u64) -> Option<u64> {
+        let mut g = self.pair(class).try_lock()?;
+        let pfn = g.pop_top_at_most(max_first)?;
+        g.count(true);
+        Some(pfn)
+    }
+
+    /// The fast path's push: onto this CPU's loaded magazine if the pair is free and
+    /// the magazine not full; false otherwise, the caller then going to
+    /// [`Caches::free`].
+    #[inline(always)]
+    pub(crate) fn try_push(&self, class: usize, pfn: u64) -> bool {
+        self.pair(class).try_lock().is_some_and(|mut g| g.push(pfn))
+    }
+
     /// Takes a cached range of class `class` whose first pfn is at most `max_first`.
     #[inline]
     pub(crate) fn alloc(&self, class: usize, max_first: u64) -> Option<u64> {
         let Some(mut g) = self.pair(class).try_lock() else {
-            self.busy_misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return self.busy_miss();
         };
-        if let Some(pfn) = g.pop_at_most(max_first) {
+        if let Some(pfn) = g.pop_top_at_most(max_first) {
             g.count(true);
             return Some(pfn);
         }
-        let got = self.alloc_refill(&mut g, class, max_first);
+        self.alloc_refill(g, class, max_first)
+    }
+
+    #[cold]
+    fn busy_miss(&self) -> Option<u64> {
+        self.busy_misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// The top of the loaded magazine was empty or above `max_first`: search it, then
+    /// try the previous one, then the depot.
+    #[cold]
+    #[inline(never)]
+    fn alloc_refill(&self, mut g: PairGuard<'_>, class: usize, max_first: u64) -> Option<u64> {
+        let got = self.refill(&mut g, class, max_first);
         g.count(got.is_some());
         got
     }
 
-    /// The loaded magazine had nothing at or below `max_first`: try the previous one,
-    /// then the depot.
-    #[cold]
-    fn alloc_refill(&self, g: &mut PairGuard<'_>, class: usize, max_first: u64) -> Option<u64> {
+    fn refill(&self, g: &mut PairGuard<'_>, class: usize, max_first: u64) -> Option<u64> {
+        if let Some(pfn) = g.pop_at_most(max_first) {
+            return Some(pfn);
+        }
         if g.prev_has_at_most(max_first) {
             g.swap();
             return g.pop_at_most(max_first);
@@ -105,7 +138,7 @@ impl Caches {
             g.swap();
         }
         if g.loaded_len() == 0 {
-            if let Some(full) = self.depots[class].pop() {
+            if let Some(full) = self.depots[class].pop(now_ms) {
                 g.install_loaded(&full);
                 return g.pop_at_most(max_first);
             }
@@ -122,6 +155,13 @@ impl Caches {
         if g.push(pfn) {
             return Freed::Cached;
         }
+        self.free_overflow(g, class, pfn)
+    }
+
+    /// The loaded magazine is full: swap, or move the previous one to the depot.
+    #[cold]
+    #[inline(never)]
+    fn free_overflow(&self, mut g: PairGuard<'_>, class: usize, pfn: u64) -> Freed {
         if g.prev_len() < MAG_SIZE {
             g.swap();
             g.push(pfn);
@@ -135,13 +175,12 @@ impl Caches {
         g.swap();
         g.push(pfn);
         drop(g);
-        match self.depots[class].push(full) {
-            None => Freed::Cached,
-            Some(old) => {
-                self.trims.fetch_add(1, Ordering::Relaxed);
-                Freed::Trimmed(old)
-            }
+        let back = self.depots[class].push(full, now_ms());
+        if back.is_empty() {
+            return Freed::Cached;
         }
+        self.trims.fetch_add(back.len() as u64, Ordering::Relaxed);
+        Freed::Trimmed(back)
     }
 
     /// Empties every magazine and depot; returns the first pfns per class.
@@ -163,16 +202,30 @@ impl Caches {
     }
 
     /// Pages held by all magazines and depots.
+    ///
+    /// Each class is counted with its depot locked, so a magazine moving between the
+    /// depot and a pair (which happens under the depot lock) is counted once; one that
+    /// a pair has given up but the depot not yet received is not counted. Ranges that
+    /// threads take from one CPU's magazine and free into another's while this runs can
+    /// be seen in both, as in any unsynchronised sum over CPUs.
     pub(crate) fn cached_pages(&self) -> u64 {
         (0..self.classes)
             .map(|class| {
-                let in_pairs: u64 = (0..self.slots)
-                    .map(|slot| self.pairs[slot * self.classes + class].cached())
-                    .sum();
-                let in_depot = (self.depots[class].len() * MAG_SIZE) as u64;
-                (in_pairs + in_depot) << class
+                self.depots[class].with_len(|in_depot| {
+                    let in_pairs: u64 = (0..self.slots)
+                        .map(|slot| self.pairs[slot * self.classes + class].cached())
+                        .sum();
+                    (in_pairs + (in_depot * MAG_SIZE) as u64) << class
+                })
             })
             .sum()
+    }
+
+    /// The most pages the caches can hold (see `IovaDomain::cached_pfns_bound`):
+    /// per class, two magazines per slot and the depot's cap.
+    pub(crate) fn bound_pages(&self) -> u64 {
+        let per_class = ((2 * self.slots + self.limits.cap) * MAG_SIZE) as u64;
+        (0..self.classes).map(|class| per_class << class).sum()
     }
 
     /// (hits, misses) over all pairs.

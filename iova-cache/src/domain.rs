@@ -122,6 +122,57 @@ impl IovaDomain {
     /// so it fails only if no aligned gap fits below the limit.
     #[inline]
     pub fn alloc_fast(&self, size: u64, limit_pfn: u64, flush_cache: bool) -> Option<u64> {
+        if let Some(pfn) = self.fast_pop(size, limit_pfn) {
+            return Some(pfn);
+        }
+        self.alloc_cached_or_tree(size, limit_pfn, flush_cache)
+    }
+
+    /// The common case of [`alloc_fast`](Self::alloc_fast), with no call that would
+    /// make the caller save registers: an unchecked domain, a cached size (never above
+    /// `max_pfn`, which is at least 2^48 - 1) below a limit that leaves room for it,
+    /// served by the top of this CPU's loaded magazine. `None` says only "not here".
+    #[inline(always)]
+    fn fast_pop(&self, size: u64, limit_pfn: u64) -> Option<u64> {
+        if self.opts.checked || size.wrapping_sub(1) >= self.max_cached {
+            return None;
+        }
+        let pages = size.next_power_of_two();
+        let limit = limit_pfn.min(self.max_pfn);
+        // `limit + 1` cannot overflow: pfns stay below 2^53.
+        let max_first = (limit + 1).wrapping_sub(pages);
+        if max_first < self.opts.start_pfn || max_first > limit {
+            return None;
+        }
+        self.caches
+            .try_pop(pages.trailing_zeros() as usize, max_first)
+    }
+
+    /// [`alloc_fast`](Self::alloc_fast) past its first try: the rest of the caches,
+    /// then the tree.
+    #[inline(never)]
+    fn alloc_cached_or_tree(&self, size: u64, limit_pfn: u64, flush_cache: bool) -> Option<u64> {
+        if size.wrapping_sub(1) < self.max_cached {
+            let pages = size.next_power_of_two();
+            let limit = limit_pfn.min(self.max_pfn);
+            let max_first = (limit + 1).wrapping_sub(pages);
+            if max_first >= self.opts.start_pfn && max_first <= limit {
+                let class = pages.trailing_zeros() as usize;
+                if let Some(pfn) = self.caches.alloc(class, max_first) {
+                    if !self.opts.checked || self.claim_cached(pfn) {
+                        return Some(pfn);
+                    }
+                }
+                return self.alloc_from_tree(Request::aligned(pages), limit, flush_cache);
+            }
+        }
+        self.alloc_general(size, limit_pfn, flush_cache)
+    }
+
+    /// [`alloc_fast`](Self::alloc_fast) for every other case: zero or uncached sizes,
+    /// limits with no room.
+    #[inline(never)]
+    fn alloc_general(&self, size: u64, limit_pfn: u64, flush_cache: bool) -> Option<u64> {
         if size == 0 || size > self.max_pfn {
             return None;
         }
@@ -181,7 +232,51 @@ impl IovaDomain {
     ///   `alloc_fast` range is), or, in a checked domain, `pfn` does not start a live
     ///   allocation of `size` pages (rounded as `alloc_fast` rounds): a double free or a
     ///   wrong size. Nothing changes.
+    #[inline]
     pub fn free_fast(&self, pfn: u64, size: u64) -> Result<(), IovaError> {
+        if self.fast_push(pfn, size) {
+            return Ok(());
+        }
+        self.free_fast_general(pfn, size)
+    }
+
+    /// The common case of [`free_fast`](Self::free_fast), with no call that would make
+    /// the caller save registers: an unchecked domain, a cached size, a range inside
+    /// the domain aligned to its rounded size, onto this CPU's loaded magazine. False
+    /// says only "not here": the general path re-checks and reports any error.
+    #[inline(always)]
+    fn fast_push(&self, pfn: u64, size: u64) -> bool {
+        if self.opts.checked || size.wrapping_sub(1) >= self.max_cached {
+            return false;
+        }
+        let pages = size.next_power_of_two();
+        // `pages - 1 < max_pfn`: cached sizes are at most 1024 pages.
+        pfn >= self.opts.start_pfn
+            && pfn & (pages - 1) == 0
+            && pfn <= self.max_pfn - (pages - 1)
+            && self.caches.try_push(pages.trailing_zeros() as usize, pfn)
+    }
+
+    /// What a cache could not keep goes back to the tree.
+    #[cold]
+    #[inline(never)]
+    fn free_spilled(&self, class: usize, pfn: u64, freed: Freed) {
+        match freed {
+            Freed::Cached => {}
+            Freed::Trimmed(mags) => {
+                let mut tree = lock(&self.tree);
+                for mag in &mags {
+                    release_locked(&mut tree, class, &mag[..], self.opts.checked);
+                }
+            }
+            Freed::Busy => self.release(class, &[pfn]),
+        }
+    }
+
+    /// [`free_fast`](Self::free_fast) with every check: checked domains, uncached sizes,
+    /// bad arguments.
+    #[inline(never)]
+    fn free_fast_general(&self, pfn: u64, size: u64) -> Result<(), IovaError> {
         if size == 0 {
             return Err(IovaError::Invalid("free_fast size must not be zero"));
         }
@@ -214,8 +309,7 @@ impl IovaDomain {
         let class = pages.trailing_zeros() as usize;
         match self.caches.free(class, pfn) {
             Freed::Cached => {}
-            Freed::Trimmed(mag) => self.release(class, &mag[..]),
-            Freed::Busy => self.release(class, &[pfn]),
+            other => self.free_spilled(class, pfn, other),
         }
         Ok(())
     }
@@ -232,9 +326,7 @@ impl IovaDomain {
             }
         } else {
             // Like Linux's free_iova(): whatever allocation contains pfn.
-            if let Some(r) = tree.find(pfn).filter(|r| !r.is_reserved()) {
-                tree.remove_found(r);
-            }
+            tree.remove_containing(pfn, |r| !r.is_reserved());
             Ok(())
         }
     }
@@ -289,11 +381,8 @@ impl IovaDomain {
         let mut tree = lock(&self.tree);
         // Reservations are permanent; in a checked domain a cached range is already free.
         let freeable = |r: &Range| !(r.is_reserved() || self.opts.checked && r.is_cached());
-        match tree.find(pfn).filter(freeable) {
-            Some(r) => {
-                tree.remove_found(r);
-                Ok(())
-            }
+        match tree.remove_containing(pfn, freeable) {
+            Some(_) => Ok(()),
             None => Err(IovaError::NotFound(pfn)),
         }
     }
@@ -374,6 +463,30 @@ impl IovaDomain {
             trims: self.caches.trims(),
             max_cached_pages: self.max_cached,
         }
+    }
+
+    /// The most pages the per-CPU magazines and the depots can ever hold together, the
+    /// bound of [`IovaOptions::depot_limit`]:
+    /// `(2 * slots + cap) * 127 * (2^(max_cached_order + 1) - 1)`, where `slots` is the
+    /// number of per-CPU slots (the configured CPUs) and `cap` the depot cap.
+    /// [`IovaStats::cached_pfns`] never exceeds it.
+    ///
+    /// ```
+    /// use iova_cache::{IovaDomain, IovaOptions};
+    /// let opts = IovaOptions { depot_limit: 8, max_cached_order: 1, ..IovaOptions::default() };
+    /// let d = IovaDomain::with_options(&opts).unwrap();
+    /// let pfns: Vec<u64> = (0..10_000).map(|_| d.alloc_fast(1, u64::MAX, false).unwrap()).collect();
+    /// for pfn in pfns {
+    ///     d.free_fast(pfn, 1).unwrap();
+    /// }
+    /// // Whatever the caches could not keep went back to the tree.
+    /// let s = d.stats();
+    /// assert!(s.cached_pfns <= d.cached_pfns_bound());
+    /// assert_eq!(s.live_ranges, s.cached_pfns);
+    /// ```
+    #[must_use]
+    pub fn cached_pfns_bound(&self) -> u64 {
+        self.caches.bound_pages()
     }
 
     /// Bytes of range-tree nodes in use, and reserved including spare arena capacity:

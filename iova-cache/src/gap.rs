@@ -28,7 +28,7 @@
 //! subtree's maximum score answers the question for all its gaps at once.
 
 /// Bits of a score below the order field; pfns are below 2^53, so `tail` fits.
-const ORDER_SHIFT: u32 = 56;
+pub(crate) const ORDER_SHIFT: u32 = 56;
 
 /// A request for `size` pages aligned to `align`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,12 @@ impl Request {
     /// Pages requested.
     pub(crate) fn size(&self) -> u64 {
         self.size
+    }
+
+    /// For an aligned request, the least gap score that fits it (1 for a single page,
+    /// which any gap fits); 0 for an unaligned one, which fits by length alone.
+    pub(crate) fn key(&self) -> u64 {
+        self.key
     }
 
     /// Whether some gap summarised by (largest length, largest score) fits this request,

@@ -5,9 +5,15 @@
 //! per-call limit, the job of Linux's `drivers/iommu/iova.c`, with the same two paths:
 //!
 //! - the **fast path** ([`IovaDomain::alloc_fast`], [`IovaDomain::free_fast`]) caches
-//!   freed power-of-two ranges in per-CPU magazines (two per CPU and size class, the CPU
-//!   from `sched_getcpu`) and a shared depot of full magazines, which is bounded and
-//!   trimmed back to the tree so cached space cannot grow without limit;
+//!   freed power-of-two ranges in per-CPU magazines (two per CPU and size class; the CPU
+//!   number read from the thread's rseq area where glibc registers one, else from
+//!   `sched_getcpu`) and a shared depot of full magazines per size class. The depot
+//!   grows while allocations find it empty, shrinks by one magazine per 100 ms while
+//!   they do not, and never exceeds its cap, trimming the excess back to the tree, so
+//!   cached space is bounded at every moment:
+//!   `cached_pfns <= (2 * cpus + cap) * 127 * (2^(max_cached_order + 1) - 1)` pages,
+//!   with a default cap of `max(32, 2 * cpus)` magazines (see
+//!   [`IovaOptions::depot_limit`] and [`IovaDomain::cached_pfns_bound`]);
 //! - the **slow path** ([`IovaDomain::alloc`], [`IovaDomain::free`], ...) is a B+ tree
 //!   of allocated and reserved ranges whose nodes summarise the free gaps below them,
 //!   so the highest fitting aligned gap under any limit is found in O(log n) whatever
@@ -34,6 +40,7 @@ mod depot;
 mod domain;
 mod error;
 mod gap;
+mod hint;
 mod magazine;
 mod options;
 mod range_tree;

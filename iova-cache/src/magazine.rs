@@ -173,6 +173,21 @@ impl PairGuard<'_> {
         Some(pfn)
     }
 
+    /// Takes the top entry of the loaded magazine if it is at or below `max`: the fast
+    /// path's pop, which leaves the search of [`pop_at_most`](Self::pop_at_most) to the
+    /// caller's slow path.
+    #[inline]
+    pub(crate) fn pop_top_at_most(&mut self, max: u64) -> Option<u64> {
+        let top = self.loaded_len().checked_sub(1)?;
+        let pfn = self.loaded()[top].load(Ordering::Relaxed);
+        if pfn > max {
+            return None;
+        }
+        // The loaded length is the low byte and is not 0.
+        self.state -= 1;
+        Some(pfn)
+    }
+
     /// Whether the previous magazine holds an entry at or below `max`.
     pub(crate) fn prev_has_at_most(&self, max: u64) -> bool {
         let mag = self.prev();
@@ -187,8 +202,8 @@ impl PairGuard<'_> {
             return false;
         }
         self.loaded()[len].store(pfn, Ordering::Relaxed);
-        let prev = self.prev_len();
-        self.set_lens(len + 1, prev);
+        // The loaded length is the low byte and below MAG_SIZE < 255.
+        self.state += 1;
         true
     }
 

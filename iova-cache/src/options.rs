@@ -31,8 +31,34 @@ pub struct IovaOptions {
     /// [`MAX_CACHED_ORDER_LIMIT`]. Unlike the C `struct iova_options`, 0 here means "cache
     /// single pages only"; the default is [`DEFAULT_MAX_CACHED_ORDER`].
     pub max_cached_order: u32,
-    /// Full magazines the depot keeps per size class before it gives the oldest back to
-    /// the tree; 0 picks the default, twice the number of CPUs.
+    /// The cap: the most full magazines (of 127 ranges) the depot of each size class
+    /// holds. 0 picks the default cap, `max(32, 2 * slots)`, where `slots` is the
+    /// number of per-CPU slots (the configured CPUs, `_SC_NPROCESSORS_CONF`).
+    ///
+    /// Below its cap a depot sizes itself to the working set. It starts at, and decays
+    /// back to, a floor of `min(2 * slots, cap)` magazines; it grows while allocations
+    /// find it empty (by their worth in magazines, at the next push that finds it full);
+    /// after 100 ms without growing it shrinks by one magazine per 100 ms. Magazines
+    /// over its current size go back to the range tree, the oldest first, at most two
+    /// per push (counted in [`IovaStats::trims`]). The time is checked on the depot's
+    /// own operations; no thread runs in the background, so an untouched depot keeps
+    /// what it holds until its next use or [`IovaDomain::flush_caches`].
+    ///
+    /// Every per-CPU slot has two magazines per size class, so at every moment
+    ///
+    /// ```text
+    /// cached_pfns <= (2 * slots + cap) * 127 * (2^(max_cached_order + 1) - 1)
+    /// ```
+    ///
+    /// ([`IovaDomain::cached_pfns_bound`]): with the defaults on 2 CPUs,
+    /// `(4 + 32) * 127 * 63` = 288,036 pages. The caches' own memory is one 8-byte
+    /// entry per cached range: `2 * slots` magazines per class allocated up front
+    /// (about 2 KiB per pair), and up to `cap` depot magazines per class of 1016 bytes
+    /// each.
+    ///
+    /// [`IovaStats::trims`]: crate::IovaStats::trims
+    /// [`IovaDomain::flush_caches`]: crate::IovaDomain::flush_caches
+    /// [`IovaDomain::cached_pfns_bound`]: crate::IovaDomain::cached_pfns_bound
     pub depot_limit: u32,
 }
 

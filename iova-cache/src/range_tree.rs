@@ -28,14 +28,23 @@
 //! O(B): at most `2 * (height + 1)` nodes, `height <= log_{B/2}(n)`. Failing searches
 //! are as cheap, so no "last failed size" hint is needed and none can go stale.
 //!
-//! Insertion splits full nodes on the way down (a full leaf first lends to a sibling
-//! with room, which keeps top-down allocation patterns from leaving half-empty leaves);
-//! removal merges or rebalances minimal nodes on the way down. Every node but the root
+//! In each node the scan starts at the limit (found by binary search), and an aligned
+//! allocation may start it lower still: the hints of `hint.rs` remember, per limit,
+//! what earlier searches learned about the gaps above the last placement, so that a
+//! top-down fill finds its next place next to the last one (or in a hole it knows)
+//! instead of scanning every full child between the limit and the free space. They
+//! only narrow a search whose answer they prove; the placement is the same.
+//!
+//! Insertion splits full nodes on the way down; a full leaf first lends to a sibling
+//! with room, all but one of the sibling's free slots, so that a top-down (or
+//! bottom-up) fill leaves nearly full leaves behind it. Removal merges or rebalances
+//! minimal nodes on the way down. Both move items in place. Every node but the root
 //! is at least half full. Summaries on the path are updated in O(1) per level when the
 //! maxima can only grow (a removal merges two gaps) or the gap an insertion splits
 //! cannot have held them, and recomputed in O(B) otherwise; either way an update is
 //! O(B log n), and the invariant checker in the tests compares every stored summary
-//! with a fresh one.
+//! with a fresh one. Restructuring a node's children changes neither its gaps nor its
+//! ends, so its own summary is still updated from the old one.
 //!
 //! # Memory
 //!
@@ -48,6 +57,7 @@
 use std::cell::Cell;
 
 use crate::gap::{self, Request};
+use crate::hint::{Hints, Plan, Region};
 
 /// Ranges per leaf.
 pub(crate) const LEAF_CAP: usize = 32;
@@ -278,28 +288,26 @@ impl<E: Item, const CAP: usize> Node<E, CAP> {
         let (Some(first), Some(last)) = (items.first(), items.last()) else {
             return Summary::default();
         };
-        // The gap before item k (none before the first).
-        let gap_before = |k: usize| {
-            let (lo, hi) = (items[k - 1].last() + 1, items[k].first() - 1);
-            (lo, hi, (hi + 1) - lo)
-        };
         let (mut gap, mut score) = (0, 0);
-        for (k, e) in items.iter().enumerate() {
+        for e in items {
             let (g, s) = e.inside();
             gap = gap.max(g);
             score = score.max(s);
-            if k > 0 {
-                gap = gap.max(gap_before(k).2);
-            }
+        }
+        let mut prev = first.last();
+        for e in &items[1..] {
+            gap = gap.max(e.first() - prev - 1);
+            prev = e.last();
         }
         // Scores cost a few dependent instructions each, so compute them only for gaps
         // that can hold the maximum (see `worth_scoring`).
         let worth = worth_scoring(gap);
-        for k in 1..items.len() {
-            let (lo, hi, len) = gap_before(k);
-            if len >= worth {
-                score = score.max(gap::score(lo, hi));
+        let mut prev = first.last();
+        for e in &items[1..] {
+            if e.first() - prev > worth {
+                score = score.max(gap::score(prev + 1, e.first() - 1));
             }
+            prev = e.last();
         }
         Summary {
             lo: first.first(),
@@ -307,6 +315,17 @@ impl<E: Item, const CAP: usize> Node<E, CAP> {
             gap,
             score,
         }
+    }
+}
+
+/// How many of `items` start at or below `limit`. A limit above the whole node (the
+/// common case high in the tree) is answered without the binary search, whose branches
+/// a predictor cannot learn.
+#[inline]
+fn below_limit<E: Item>(items: &[E], limit: u64) -> usize {
+    match items.last() {
+        Some(last) if last.first() <= limit => items.len(),
+        _ => items.partition_point(|e| e.first() <= limit),
     }
 }
 
@@ -361,33 +380,46 @@ impl<T> Arena<T> {
     }
 }
 
-/// Node count of a tree pair of arenas, for the generic helpers below.
+/// Two distinct nodes of an arena, both writable.
+fn two_mut<T>(arena: &mut Arena<T>, a: u32, b: u32) -> (&mut T, &mut T) {
+    let (a, b) = (a as usize, b as usize);
+    assert_ne!(a, b);
+    if a < b {
+        let (x, y) = arena.nodes.split_at_mut(b);
+        (&mut x[a], &mut y[0])
+    } else {
+        let (x, y) = arena.nodes.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
+}
+
+/// Moves items between neighbours `left` and `right`, in place, so that `left` holds
+/// `left_len`.
 fn balance_in<E: Item, const CAP: usize>(
     arena: &mut Arena<Node<E, CAP>>,
     left: u32,
     right: u32,
     left_len: usize,
 ) {
-    let mut l = arena.get(left).clone();
-    let mut r = arena.get(right).clone();
-    if l.len() > left_len {
-        let moved = l.split_off(left_len);
-        let mut joined = moved;
-        joined.append(&r);
-        r = joined;
+    let (l, r) = two_mut(arena, left, right);
+    let (ln, rn) = (l.len(), r.len());
+    debug_assert!(left_len <= CAP && ln + rn - left_len <= CAP);
+    if ln > left_len {
+        let k = ln - left_len;
+        r.items.copy_within(..rn, k);
+        r.items[..k].copy_from_slice(&l.items[left_len..ln]);
     } else {
-        let take = left_len - l.len();
-        let rest = r.split_off(take);
-        l.append(&r);
-        r = rest;
+        let k = left_len - ln;
+        l.items[ln..left_len].copy_from_slice(&r.items[..k]);
+        r.items.copy_within(k..rn, 0);
     }
-    *arena.get_mut(left) = l;
-    *arena.get_mut(right) = r;
+    r.len = (ln + rn - left_len) as u32;
+    l.len = left_len as u32;
 }
 
 fn merge_in<E: Item, const CAP: usize>(arena: &mut Arena<Node<E, CAP>>, left: u32, right: u32) {
-    let r = arena.get(right).clone();
-    arena.get_mut(left).append(&r);
+    let (l, r) = two_mut(arena, left, right);
+    l.append(r);
     arena.release(right);
 }
 
@@ -411,6 +443,8 @@ pub(crate) struct RangeTree {
     last: u64,
     allocations: u64,
     reservations: u64,
+    /// What recent aligned allocations learned about the space below their limits.
+    hints: Hints,
     /// Nodes entered by searches, for the O(log n) test.
     visits: Cell<u64>,
 }
@@ -442,6 +476,7 @@ impl RangeTree {
             last,
             allocations: 0,
             reservations: 0,
+            hints: Hints::default(),
             visits: Cell::new(0),
         }
     }
@@ -458,54 +493,100 @@ impl RangeTree {
     }
 
     /// Allocates `req` at the highest place whose last pfn is at or below `limit`.
+    ///
+    /// The placement is [`RangeTree::highest_fit`]'s; what the hints know (see
+    /// `hint.rs`) only saves the search for it.
     pub(crate) fn alloc(&mut self, req: Request, limit: u64) -> Option<u64> {
-        let lo = self.highest_fit(req, limit)?;
+        let limit = limit.min(self.last);
+        let plan = self.hints.plan(req, limit);
+        let mut found = Region::default();
+        let lo = match plan {
+            Plan::Hole { at, .. } => at,
+            Plan::Below(top) => self.search(self.root, self.height, req, top, &mut found)?,
+            Plan::Full => self.search(self.root, self.height, req, limit, &mut found)?,
+        };
         self.insert(Range {
             lo,
             hi: lo + req.size() - 1,
             flags: 0,
         });
+        self.hints.placed(req, limit, lo, plan, &found);
         Some(lo)
     }
 
-    /// Where [`RangeTree::alloc`] would place `req`, without allocating.
+    /// Where [`RangeTree::alloc`] would place `req`, without allocating (and without
+    /// hints: the reference the tests compare hinted searches with).
+    #[cfg(test)]
     pub(crate) fn highest_fit(&self, req: Request, limit: u64) -> Option<u64> {
-        self.search(self.root, self.height, req, limit.min(self.last))
+        let mut scratch = Region::default();
+        self.search(
+            self.root,
+            self.height,
+            req,
+            limit.min(self.last),
+            &mut scratch,
+        )
     }
 
-    fn search(&self, id: u32, level: u32, req: Request, limit: u64) -> Option<u64> {
+    /// The highest placement of `req` ending at or below `limit` in subtree `id`.
+    ///
+    /// Only the children and items starting at or below the limit are looked at (found
+    /// by binary search), right to left. `found` learns what the search passed over
+    /// (gaps, cut at `limit`; subtrees by their summaries) and what the placement
+    /// leaves of its gap below the limit, so that on success it describes every gap
+    /// reaching above the placement's start (see `hint.rs`).
+    fn search(
+        &self,
+        id: u32,
+        level: u32,
+        req: Request,
+        limit: u64,
+        found: &mut Region,
+    ) -> Option<u64> {
         self.visits.set(self.visits.get() + 1);
         if level == 0 {
             let items = self.leaves.get(id).items();
-            for k in (1..items.len()).rev() {
-                let lo = items[k - 1].last() + 1;
-                if lo > limit {
+            // Only the gaps before items[k] for k <= `end` can start at or below the
+            // limit (the item before them must start there).
+            let end = below_limit(items, limit).min(items.len() - 1);
+            for k in (1..=end).rev() {
+                let (lo, hi) = (items[k - 1].last() + 1, (items[k].lo - 1).min(limit));
+                if lo > hi {
                     continue;
                 }
-                if let Some(x) = req.place(lo, items[k].lo - 1, limit) {
+                if let Some(x) = req.place(lo, hi, limit) {
+                    found.keep(x + req.size(), hi);
                     return Some(x);
                 }
+                found.pass_gap(lo, hi);
             }
             return None;
         }
-        let node = self.inners.get(id);
-        for k in (0..node.len()).rev() {
-            let c = node.items[k];
-            if c.sum.lo <= limit && req.fits(c.sum.gap, c.sum.score) {
-                let found = self.search(c.id, level - 1, req, limit);
-                // Below the limit the summary test is exact: entering must succeed.
-                debug_assert!(found.is_some() || c.sum.hi > limit);
-                if found.is_some() {
-                    return found;
-                }
-            }
-            if k > 0 {
-                let lo = node.items[k - 1].sum.hi + 1;
-                if lo <= limit {
-                    if let Some(x) = req.place(lo, c.sum.lo - 1, limit) {
+        let items = self.inners.get(id).items();
+        // Children starting above the limit hold nothing below it.
+        let end = below_limit(items, limit);
+        for k in (0..end).rev() {
+            let c = items[k];
+            if let Some(next) = items.get(k + 1) {
+                // The gap after child k, if it starts at or below the limit.
+                let (lo, hi) = (c.sum.hi + 1, (next.sum.lo - 1).min(limit));
+                if lo <= hi {
+                    if let Some(x) = req.place(lo, hi, limit) {
+                        found.keep(x + req.size(), hi);
                         return Some(x);
                     }
+                    found.pass_gap(lo, hi);
                 }
+            }
+            if req.fits(c.sum.gap, c.sum.score) {
+                let got = self.search(c.id, level - 1, req, limit, found);
+                // Below the limit the summary test is exact: entering must succeed.
+                debug_assert!(got.is_some() || c.sum.hi > limit);
+                if got.is_some() {
+                    return got;
+                }
+            } else {
+                found.pass_subtree(c.sum.score);
             }
         }
         None
@@ -587,6 +668,8 @@ impl RangeTree {
         {
             return Err(*r);
         }
+        // Merging reservations removes ranges: keep no hint across that.
+        self.hints.clear();
         let (mut lo, mut hi) = (lo, hi);
         for r in near.iter().filter(|r| r.is_reserved()) {
             lo = lo.min(r.lo);
@@ -666,9 +749,10 @@ impl RangeTree {
         let c = self.inners.get(id).items[i];
         let new = self.insert_into(c.id, level - 1, r, Some(c.sum));
         self.inners.get_mut(id).items[i].sum = new;
+        // Restructuring children changes neither this node's gaps nor its ends, so the
+        // update from `old` holds whether or not it happened.
         match old {
             None => Summary::default(),
-            Some(_) if restructured => self.inners.get(id).summary(),
             Some(old) => self.updated(id, i, old, c.sum, new),
         }
     }
@@ -720,11 +804,15 @@ impl RangeTree {
                     continue;
                 }
                 let sib = self.inners.get(parent).items[j].id;
-                // Two free slots: after evening out, neither leaf is full.
-                if self.leaves.get(sib).len() <= LEAF_CAP - 2 {
-                    let l = i.min(j);
-                    let total = self.child_len(parent, l, 0) + self.child_len(parent, l + 1, 0);
-                    self.balance_children(parent, l, 0, total / 2);
+                let sib_len = self.leaves.get(sib).len();
+                // With two free slots the sibling takes all but one, and the full
+                // leaf keeps the rest (more than the minimum, since the sibling had at
+                // least that): neither is full afterwards, and the leaf that receives a
+                // top-down (or bottom-up) fill gets the most room, so that the leaves
+                // it leaves behind end up nearly full.
+                if sib_len <= LEAF_CAP - 2 {
+                    let left_len = if j > i { sib_len + 1 } else { LEAF_CAP - 1 };
+                    self.balance_children(parent, i.min(j), 0, left_len);
                     return self.inners.get(parent).slot_for(key);
                 }
             }
@@ -754,36 +842,66 @@ impl RangeTree {
     /// Removes `r`, which [`RangeTree::find`] just returned.
     pub(crate) fn remove_found(&mut self, r: Range) {
         debug_assert_eq!(self.find_exact(r.lo), Some(r));
-        let (removed, _) = self.remove_from(self.root, self.height, r.lo, None);
+        let removed = self.remove_where(r.lo, |x| x.lo == r.lo);
+        debug_assert_eq!(removed, Some(r));
+    }
+
+    /// Removes the allocation or reservation containing `pfn` (never a sentinel) if
+    /// `take` accepts it, in one descent; returns it.
+    pub(crate) fn remove_containing(
+        &mut self,
+        pfn: u64,
+        take: impl Fn(&Range) -> bool,
+    ) -> Option<Range> {
+        let (first, last) = (self.first, self.last);
+        self.remove_where(pfn, |r| r.lo >= first && r.hi <= last && take(r))
+    }
+
+    /// Removes the range containing `pfn` if `take` accepts it.
+    fn remove_where(&mut self, pfn: u64, take: impl Fn(&Range) -> bool) -> Option<Range> {
+        let (removed, _) = self.remove_from(self.root, self.height, pfn, &take, None);
         while self.height > 0 && self.inners.get(self.root).len() == 1 {
             let only = self.inners.get(self.root).items[0].id;
             self.inners.release(self.root);
             self.root = only;
             self.height -= 1;
         }
-        if let Some(r) = removed {
-            if r.is_reserved() {
-                self.reservations -= 1;
-            } else {
-                self.allocations -= 1;
-            }
+        let r = removed?;
+        if r.is_reserved() {
+            self.reservations -= 1;
+        } else {
+            self.allocations -= 1;
         }
+        self.hints.removed(r.lo, r.hi);
+        Some(r)
     }
 
-    /// Removes the range starting at `lo` below node `id`, whose summary was `old`
-    /// (`None` for the root); returns it and the node's new summary. Removing a range merges two gaps into a
-    /// larger one, so the maxima only grow, except where a node loses its first or last
-    /// range (then the gap next to it leaves the node and it is summarised afresh).
+    /// Removes the range containing `pfn` below node `id`, whose summary was `old`
+    /// (`None` for the root), if `take` accepts it; returns it and the node's new
+    /// summary. Removing a range merges two gaps into a larger one, so the maxima only
+    /// grow, except where a node loses its first or last range (then the gap next to
+    /// it leaves the node and it is summarised afresh). Nodes on the way down are kept
+    /// above the minimum fill first (possibly for nothing, if no range is taken), so
+    /// the removal never leaves one underfull.
     fn remove_from(
         &mut self,
         id: u32,
         level: u32,
-        lo: u64,
+        pfn: u64,
+        take: &impl Fn(&Range) -> bool,
         old: Option<Summary>,
     ) -> (Option<Range>, Summary) {
         if level == 0 {
             let leaf = self.leaves.get_mut(id);
-            let Ok(k) = leaf.items().binary_search_by_key(&lo, |e| e.lo) else {
+            let found = leaf
+                .items()
+                .partition_point(|e| e.lo <= pfn)
+                .checked_sub(1)
+                .filter(|&k| {
+                    let r = leaf.items[k].range();
+                    pfn <= r.hi && take(&r)
+                });
+            let Some(k) = found else {
                 return (None, old.unwrap_or_default());
             };
             let n = leaf.len();
@@ -798,18 +916,17 @@ impl RangeTree {
             }
             return (Some(r), s);
         }
-        let mut i = self.inners.get(id).slot_for(lo);
+        let mut i = self.inners.get(id).slot_for(pfn);
         let min = if level == 1 { Leaf::MIN } else { Inner::MIN };
-        let restructured = self.child_len(id, i, level - 1) <= min;
-        if restructured {
-            i = self.fill_child(id, i, level - 1, lo);
+        if self.child_len(id, i, level - 1) <= min {
+            i = self.fill_child(id, i, level - 1, pfn);
         }
         let c = self.inners.get(id).items[i];
-        let (r, new) = self.remove_from(c.id, level - 1, lo, Some(c.sum));
+        let (r, new) = self.remove_from(c.id, level - 1, pfn, take, Some(c.sum));
         self.inners.get_mut(id).items[i].sum = new;
+        // As for insertion, restructured children leave `old` the starting point.
         let s = match old {
             None => Summary::default(),
-            Some(_) if restructured => self.inners.get(id).summary(),
             Some(old) => self.updated(id, i, old, c.sum, new),
         };
         (r, s)
@@ -1075,6 +1192,63 @@ mod tests {
         // ~20k ranges: three or four levels, so inner-node summaries and the incremental
         // updates between levels are exercised.
         churn_against_brute_force(4, 1 << 17, 20_000, 20_000);
+    }
+
+    /// Phases of top-down filling (mixed sizes and alignment orders under two limits,
+    /// a few unaligned requests, now and then a reservation) and of random frees: every
+    /// allocation must land where the plain search says, and most in the filling
+    /// phases (more than half here: small sizes often fit the holes others leave) must
+    /// be served by the hints.
+    #[test]
+    fn hinted_allocations_match_the_plain_search() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let last = 1 << 26;
+        let mut t = RangeTree::new(1, last);
+        let limits = [(1 << 22) - 1, last];
+        let mut live: Vec<u64> = Vec::new();
+        let (mut hinted, mut total) = (0, 0);
+        for phase in 0..24 {
+            for step in 0..1500 {
+                let limit = limits[usize::from(rng.gen_ratio(1, 4))];
+                let size = match rng.gen_range(0..20) {
+                    0..=11 => rng.gen_range(64..=256),
+                    12..=17 => rng.gen_range(1..=32),
+                    _ => rng.gen_range(257..=2000),
+                };
+                let req = if rng.gen_ratio(1, 20) {
+                    Request::unaligned(size)
+                } else {
+                    Request::aligned(size)
+                };
+                if rng.gen_ratio(1, 500) {
+                    // Reserve where this request would have gone.
+                    if let Some(lo) = t.highest_fit(req, limit) {
+                        t.reserve(lo, lo + size - 1).unwrap();
+                    }
+                    continue;
+                }
+                let want = t.highest_fit(req, limit);
+                if t.hints.plan(req, limit) != Plan::Full {
+                    hinted += 1;
+                }
+                total += 1;
+                let got = t.alloc(req, limit);
+                assert_eq!(
+                    got, want,
+                    "phase {phase} step {step} {req:?} below {limit:#x}"
+                );
+                live.extend(got);
+            }
+            t.check();
+            // Free a random share of what is live, in random order.
+            let keep = rng.gen_range(0..=live.len() / 2);
+            while live.len() > keep {
+                let k = rng.gen_range(0..live.len());
+                t.remove(live.swap_remove(k)).unwrap();
+            }
+            t.check();
+        }
+        assert!(hinted * 2 > total, "{hinted} of {total} allocations hinted");
     }
 
     #[test]

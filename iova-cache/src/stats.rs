@@ -19,7 +19,11 @@ pub struct IovaStats {
     pub cache_misses: u64,
     /// Full magazines waiting in the depots, all size classes together.
     pub depot_magazines: u64,
-    /// Magazines the depots gave back to the tree because they were over their limit.
+    /// Magazines the depots gave back to the tree because they were over their limit:
+    /// the size each depot has grown or decayed to, never above its cap (see
+    /// [`IovaOptions::depot_limit`]).
+    ///
+    /// [`IovaOptions::depot_limit`]: crate::IovaOptions::depot_limit
     pub trims: u64,
     /// The largest size, in pages, the caches serve (`1 << max_cached_order`).
     pub max_cached_pages: u64,

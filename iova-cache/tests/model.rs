@@ -164,7 +164,8 @@ fn run(seed: u64, ops: usize) {
         } else {
             rng.gen_range(0..=5)
         },
-        depot_limit: rng.gen_range(1..=3),
+        // 0: the default, self-sizing depot.
+        depot_limit: rng.gen_range(0..=3),
     };
     let d = IovaDomain::with_options(&opts).unwrap();
     let mut m = Model {
