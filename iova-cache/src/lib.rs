@@ -19,7 +19,7 @@
 //!   so the highest fitting aligned gap under any limit is found in O(log n) whatever
 //!   the fragmentation (Linux walks its rbtree linearly).
 //!
-//! The semantics are those of the `iova_*` functions of the C API (`C-API.md`), which
+//! The semantics are those of the `iova_*` functions of the C API (`docs/c-api.md`), which
 //! wrap this crate; [`IovaError::errno`] gives their return values.
 //!
 //! ```
