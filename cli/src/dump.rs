@@ -25,7 +25,7 @@ const MAX_ARENA: u64 = 1 << 30;
 /// Bad configuration or base, a refused `--map`, out of table memory, or a failed write.
 pub fn dump(args: &DumpArgs) -> Result<(), CliError> {
     let spec = FormatSpec::new(args.format, &args.config, None)?;
-    if args.base % BASE_ALIGN != 0 {
+    if !args.base.is_multiple_of(BASE_ALIGN) {
         return Err(CliError::Usage(format!(
             "--base {:#x}: the table memory must start on a 1 MiB boundary",
             args.base

@@ -149,7 +149,7 @@ impl FormatSpec {
 /// `4K`, `64K`, `2M`, ... for power-of-two sizes, hex otherwise.
 pub fn size_name(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -336,7 +336,7 @@ pub fn bytes(n: u64) -> String {
     for (shift, unit) in units {
         if n >= 1 << shift {
             let v = n as f64 / (1u64 << shift) as f64;
-            return if n % (1 << shift) == 0 && v < 1000.0 {
+            return if n.is_multiple_of(1 << shift) && v < 1000.0 {
                 format!("{v:.0}{unit}")
             } else {
                 three_digits(v, unit)

@@ -126,7 +126,7 @@ impl DmaPlan {
 
     /// The next buffer size: mostly the mix, now and then a whole table span.
     fn pick_size(&self, rng: &mut SplitMix) -> u64 {
-        if rng.next() % self.big_every == 0 {
+        if rng.next().is_multiple_of(self.big_every) {
             return self.table_span;
         }
         let mut r = rng.next() % 100;

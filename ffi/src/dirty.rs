@@ -74,7 +74,7 @@ pub unsafe extern "C" fn iommu_pt_read_and_clear_dirty(
         }
         // The words the caller provides for a valid request; anything else is refused
         // by the core before a bit is touched (with no bitmap at all).
-        let words = if page_size.is_power_of_two() && len != 0 && len % page_size == 0 {
+        let words = if page_size.is_power_of_two() && len != 0 && len.is_multiple_of(page_size) {
             (len / page_size).div_ceil(64) as usize
         } else {
             0

@@ -188,7 +188,7 @@ impl iommu_pt {
             let granule = u64::from(DEFAULT_GRANULE);
             // The alignment checks `map` makes before its range checks.
             dispatch!(&self.table, pt => pt.map_pages(iova, pa, granule, 0, prot))?;
-            if len % granule != 0 {
+            if !len.is_multiple_of(granule) {
                 return Err(Error::Misaligned {
                     what: "length",
                     value: len,

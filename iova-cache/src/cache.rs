@@ -137,11 +137,11 @@ impl Caches {
             // others) and free the loaded slot for a depot magazine.
             g.swap();
         }
-        if g.loaded_len() == 0 {
-            if let Some(full) = self.depots[class].pop(now_ms) {
-                g.install_loaded(&full);
-                return g.pop_at_most(max_first);
-            }
+        if g.loaded_len() == 0
+            && let Some(full) = self.depots[class].pop(now_ms)
+        {
+            g.install_loaded(&full);
+            return g.pop_at_most(max_first);
         }
         None
     }

@@ -26,10 +26,10 @@ pub(crate) fn slot_count() -> usize {
         // SAFETY: sysconf takes an integer selector, touches no memory of ours and has no
         // preconditions; it returns -1 on failure, handled below.
         let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
-        if let Ok(n) = usize::try_from(n) {
-            if n > 0 {
-                return n;
-            }
+        if let Ok(n) = usize::try_from(n)
+            && n > 0
+        {
+            return n;
         }
     }
     #[cfg(loom)]

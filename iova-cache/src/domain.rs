@@ -158,10 +158,10 @@ impl IovaDomain {
             let max_first = (limit + 1).wrapping_sub(pages);
             if max_first >= self.opts.start_pfn && max_first <= limit {
                 let class = pages.trailing_zeros() as usize;
-                if let Some(pfn) = self.caches.alloc(class, max_first) {
-                    if !self.opts.checked || self.claim_cached(pfn) {
-                        return Some(pfn);
-                    }
+                if let Some(pfn) = self.caches.alloc(class, max_first)
+                    && (!self.opts.checked || self.claim_cached(pfn))
+                {
+                    return Some(pfn);
                 }
                 return self.alloc_from_tree(Request::aligned(pages), limit, flush_cache);
             }
@@ -189,10 +189,10 @@ impl IovaDomain {
         }
         if cached {
             let class = size.trailing_zeros() as usize;
-            if let Some(pfn) = self.caches.alloc(class, max_first) {
-                if !self.opts.checked || self.claim_cached(pfn) {
-                    return Some(pfn);
-                }
+            if let Some(pfn) = self.caches.alloc(class, max_first)
+                && (!self.opts.checked || self.claim_cached(pfn))
+            {
+                return Some(pfn);
             }
         }
         self.alloc_from_tree(Request::aligned(size), limit, flush_cache)
@@ -503,10 +503,12 @@ impl IovaDomain {
 /// can put such a pfn in a cache, and leaving it is the least harmful answer.
 fn release_locked(tree: &mut RangeTree, class: usize, pfns: &[u64], checked: bool) {
     for &pfn in pfns {
-        if let Some(r) = tree.find_exact(pfn) {
-            if !r.is_reserved() && r.pages() == 1 << class && (!checked || r.is_cached()) {
-                tree.remove_found(r);
-            }
+        if let Some(r) = tree.find_exact(pfn)
+            && !r.is_reserved()
+            && r.pages() == 1 << class
+            && (!checked || r.is_cached())
+        {
+            tree.remove_found(r);
         }
     }
 }

@@ -173,10 +173,10 @@ impl Hints {
             .iter()
             .position(|s| s.is_some_and(|h| h.limit == limit));
         for (j, h) in self.slots.iter_mut().enumerate() {
-            if let Some(h) = h {
-                if Some(j) != i || !matches!(plan, Plan::Hole { .. }) {
-                    h.region.cut(at, end);
-                }
+            if let Some(h) = h
+                && (Some(j) != i || !matches!(plan, Plan::Hole { .. }))
+            {
+                h.region.cut(at, end);
             }
         }
         if req.key() == 0 {

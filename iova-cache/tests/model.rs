@@ -158,8 +158,8 @@ fn run(seed: u64, ops: usize) {
     let opts = IovaOptions {
         granule: 4096 << rng.gen_range(0..=4),
         start_pfn: rng.gen_range(1..=16),
-        checked: seed % 2 == 0,
-        max_cached_order: if seed % 3 == 0 {
+        checked: seed.is_multiple_of(2),
+        max_cached_order: if seed.is_multiple_of(3) {
             5
         } else {
             rng.gen_range(0..=5)

@@ -261,7 +261,7 @@ unsafe impl<'m, V: ViewMemory> Fetch<'m> for Direct<'m, V> {
         update: bool,
         fault: WalkFault,
     ) -> core::result::Result<NonNull<u8>, WalkFault> {
-        if pa % 8 != 0 || update && !self.0.writable() {
+        if !pa.is_multiple_of(8) || update && !self.0.writable() {
             return Err(fault);
         }
         self.0.view(pa, bytes).ok_or(fault)
@@ -332,12 +332,12 @@ pub(crate) fn descend<'m, F: Format, X: Fetch<'m>>(
                 Entry::Fault(f) => return Err(fault(FaultKind::Entry(f), level, raw).into()),
                 Entry::Table(pa) if level > 0 => {
                     limits = limits.union(w.fmt.table_limits(raw, level));
-                    if let Some(af) = af.filter(|a| a.tables && w.policy.set_accessed) {
-                        if raw & af.bit == 0 {
-                            // An OR cannot undo a concurrent change: the hardware's
-                            // locked update of a table entry.
-                            entry.fetch_or(af.bit, Ordering::AcqRel);
-                        }
+                    if let Some(af) = af.filter(|a| a.tables && w.policy.set_accessed)
+                        && raw & af.bit == 0
+                    {
+                        // An OR cannot undo a concurrent change: the hardware's
+                        // locked update of a table entry.
+                        entry.fetch_or(af.bit, Ordering::AcqRel);
                     }
                     let bad = fault(
                         FaultKind::Entry(Fault::BadTableAddress { pa }),
@@ -357,13 +357,13 @@ pub(crate) fn descend<'m, F: Format, X: Fetch<'m>>(
                 Entry::Leaf { pa, size, prot } => {
                     let mut granted = prot.limited(limits);
                     let mut new = raw;
-                    if let Some(af) = af {
-                        if raw & af.bit == 0 {
-                            if w.policy.set_accessed {
-                                new |= af.bit;
-                            } else if af.required && w.policy.access_faults {
-                                return Err(fault(FaultKind::AccessFlag, level, raw).into());
-                            }
+                    if let Some(af) = af
+                        && raw & af.bit == 0
+                    {
+                        if w.policy.set_accessed {
+                            new |= af.bit;
+                        } else if af.required && w.policy.access_faults {
+                            return Err(fault(FaultKind::AccessFlag, level, raw).into());
                         }
                     }
                     if let Some(d) = dirty {

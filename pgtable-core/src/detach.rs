@@ -41,10 +41,8 @@ impl<'g, F: Format, M: TableMemory> Visit<'g, F, OwnTables<'g, M>> for Collect<'
                 .entry(idx)
                 .compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
-            if detached {
-                if let Some(child) = w.child(at, idx, pa) {
-                    return ControlFlow::Continue(Step::Descend(child));
-                }
+            if detached && let Some(child) = w.child(at, idx, pa) {
+                return ControlFlow::Continue(Step::Descend(child));
             }
         }
         ControlFlow::Continue(Step::Next(1))

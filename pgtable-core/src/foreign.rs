@@ -145,7 +145,7 @@ impl<F: Format, V: ViewMemory> ForeignTable<F, V> {
     }
 
     fn root_ptr(&self) -> Option<std::ptr::NonNull<u8>> {
-        if self.root_phys % 8 != 0 {
+        if !self.root_phys.is_multiple_of(8) {
             return None;
         }
         self.mem

@@ -53,7 +53,7 @@ impl<'g> TableRef<'g> {
     #[inline(always)]
     pub(crate) unsafe fn from_raw(virt: NonNull<u8>, entries: usize) -> Self {
         debug_assert!(entries.is_power_of_two());
-        debug_assert!(virt.as_ptr() as usize % 8 == 0);
+        debug_assert!((virt.as_ptr() as usize).is_multiple_of(8));
         TableRef {
             entries: virt.cast(),
             mask: entries - 1,

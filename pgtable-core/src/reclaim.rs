@@ -120,11 +120,12 @@ impl<M: TableMemory> Shared<M> {
     #[inline]
     pub(crate) fn alloc_table(&self, size: usize) -> Option<TablePage> {
         let size = self.alloc_size(size);
-        if size == self.page_bytes() && self.cached.load(Ordering::Relaxed) > 0 {
-            if let Some(page) = self.pop_cached() {
-                zero(page);
-                return Some(page);
-            }
+        if size == self.page_bytes()
+            && self.cached.load(Ordering::Relaxed) > 0
+            && let Some(page) = self.pop_cached()
+        {
+            zero(page);
+            return Some(page);
         }
         let page = self.mem.alloc(size, size)?;
         self.live.fetch_add(self.count(size), Ordering::Relaxed);

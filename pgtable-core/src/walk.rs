@@ -110,7 +110,7 @@ unsafe impl<'g, V: ViewMemory> Source<'g> for ViewTables<'g, V> {
     const OWN: bool = false;
     #[inline(always)]
     fn table(&self, pa: u64, bytes: usize) -> Option<NonNull<u8>> {
-        if pa % 8 != 0 {
+        if !pa.is_multiple_of(8) {
             return None;
         }
         self.mem.view(pa, bytes)
@@ -524,15 +524,15 @@ impl<'g, F: Format, S: Source<'g>, B> Visit<'g, F, S> for Leaves<'_, B> {
                 let Some(child) = w.child(at, idx, pa) else {
                     return ControlFlow::Continue(Step::Next(1));
                 };
-                if let Some(seen) = &mut self.seen {
-                    if !seen.insert(child.table.virt().as_ptr() as usize as u64) {
-                        self.repeat.get_or_insert(SharedTable {
-                            phys: PhysAddr(pa),
-                            level: at.level,
-                            iova: Iova(at.iova(idx)),
-                        });
-                        return ControlFlow::Continue(Step::Next(1));
-                    }
+                if let Some(seen) = &mut self.seen
+                    && !seen.insert(child.table.virt().as_ptr() as usize as u64)
+                {
+                    self.repeat.get_or_insert(SharedTable {
+                        phys: PhysAddr(pa),
+                        level: at.level,
+                        iova: Iova(at.iova(idx)),
+                    });
+                    return ControlFlow::Continue(Step::Next(1));
                 }
                 ControlFlow::Continue(Step::Descend(child))
             }

@@ -100,7 +100,7 @@ impl<F: Format, V: ViewMemory> TableWriter<F, V> {
         let ptr = self
             .mem
             .view(pa, 8)
-            .filter(|_| pa % 8 == 0)
+            .filter(|_| pa.is_multiple_of(8))
             .ok_or(Error::Fault {
                 iova: Iova(0),
                 fault: crate::Fault::BadTableAddress { pa },

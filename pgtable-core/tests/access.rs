@@ -150,7 +150,7 @@ struct Image {
 unsafe impl ViewMemory for Image {
     fn view(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
         let off = phys.checked_sub(BASE)? as usize;
-        (off % 8 == 0 && off.checked_add(len)? <= self.words.len() * 8)
+        (off.is_multiple_of(8) && off.checked_add(len)? <= self.words.len() * 8)
             .then(|| NonNull::from(&self.words[off / 8]).cast())
     }
     fn writable(&self) -> bool {

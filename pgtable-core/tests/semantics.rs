@@ -517,7 +517,7 @@ struct Image {
 unsafe impl pgtable_core::ViewMemory for Image {
     fn view(&self, phys: u64, len: usize) -> Option<std::ptr::NonNull<u8>> {
         let off = phys.checked_sub(self.base)? as usize;
-        (off % 8 == 0 && off + len <= self.words.len() * 8)
+        (off.is_multiple_of(8) && off + len <= self.words.len() * 8)
             .then(|| std::ptr::NonNull::from(&self.words[off / 8]).cast())
     }
 }

@@ -161,10 +161,10 @@ impl<C: DeviceConfig> UnitCache<C> {
     ) -> Result<Mapping, E> {
         // The hit path reads no configuration: an entry is current until invalidated
         // (see `Iotlb::lookup_untagged`).
-        if let Some((_, e)) = self.iotlb.lookup_untagged(req.source, req.pasid, req.iova) {
-            if e.perms.allows(req.access) {
-                return Ok(Mapping::of_entry(req.iova, &e));
-            }
+        if let Some((_, e)) = self.iotlb.lookup_untagged(req.source, req.pasid, req.iova)
+            && e.perms.allows(req.access)
+        {
+            return Ok(Mapping::of_entry(req.iova, &e));
         }
         let ticket = self.iotlb.begin_fill();
         // The cached configuration is borrowed, not cloned (no reference count to

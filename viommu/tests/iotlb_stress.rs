@@ -21,7 +21,7 @@ const TAG: u32 = 5;
 /// A leaf's state is a version; it is mapped, to PA `version << 20`, unless the
 /// version is a multiple of 3.
 fn mapped(version: u64) -> bool {
-    version % 3 != 0
+    !version.is_multiple_of(3)
 }
 
 fn key(page: u64) -> IotlbKey {

@@ -89,7 +89,7 @@ impl ArenaMemory {
 
     fn build(base: u64, capacity: usize, poison: Option<u64>) -> Self {
         assert!(
-            base % REGION_ALIGN as u64 == 0,
+            base.is_multiple_of(REGION_ALIGN as u64),
             "arena base {base:#x} must be 1 MiB aligned"
         );
         let capacity = capacity.max(1 << 16).next_multiple_of(1 << 16);
@@ -251,7 +251,7 @@ unsafe impl TableMemory for ArenaMemory {
 unsafe impl ViewMemory for ArenaMemory {
     #[inline]
     fn view(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
-        if phys % 8 != 0 {
+        if !phys.is_multiple_of(8) {
             return None;
         }
         let off = self.offset(phys)?;

@@ -30,7 +30,7 @@ impl<M> Failing<M> {
 unsafe impl<M: TableMemory> TableMemory for Failing<M> {
     fn alloc(&self, size: usize, align: usize) -> Option<TablePage> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.every != 0 && n % self.every == 0 {
+        if self.every != 0 && n.is_multiple_of(self.every) {
             return None;
         }
         let p = self.inner.alloc(size, align)?;

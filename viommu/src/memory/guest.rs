@@ -108,12 +108,12 @@ impl<M: TrustedBackend> GuestRam<M> {
 unsafe impl<M: TrustedBackend> ViewMemory for GuestRam<M> {
     #[inline]
     fn view(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
-        if phys % 8 != 0 {
+        if !phys.is_multiple_of(8) {
             return None;
         }
         let (region, off) = self.region_of(phys, len as u64)?;
         let ptr = region.get_host_address(MemoryRegionAddress(off)).ok()?;
-        if ptr as usize % 8 != 0 {
+        if !(ptr as usize).is_multiple_of(8) {
             return None;
         }
         NonNull::new(ptr)

@@ -193,7 +193,7 @@ impl ImageMemory {
 unsafe impl ViewMemory for ImageMemory {
     #[inline]
     fn view(&self, phys: u64, len: usize) -> Option<NonNull<u8>> {
-        if phys % 8 != 0 {
+        if !phys.is_multiple_of(8) {
             return None;
         }
         let off = self.offset(phys, len as u64)?;
@@ -224,13 +224,13 @@ fn check(path: &Path, base: u64, len: u64) -> Result<usize> {
     if len == 0 {
         return Err(Error::EmptyImage { path: path_buf() });
     }
-    if len % 8 != 0 {
+    if !len.is_multiple_of(8) {
         return Err(Error::NotWholeWords {
             path: path_buf(),
             len,
         });
     }
-    if base % 8 != 0 {
+    if !base.is_multiple_of(8) {
         return Err(Error::MisalignedBase { base });
     }
     if base.checked_add(len - 1).is_none() {

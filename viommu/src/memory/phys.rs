@@ -117,7 +117,7 @@ fn writable<V: ViewMemory + ?Sized>(mem: &V, pa: u64, len: u64) -> Result<()> {
 
 /// The word at `pa`, checked.
 fn word<V: ViewMemory + ?Sized>(mem: &V, pa: u64) -> Result<&AtomicU64> {
-    if pa % 8 != 0 {
+    if !pa.is_multiple_of(8) {
         return Err(Error::Misaligned { pa });
     }
     let ptr = mem.view(pa, 8).ok_or(Error::OutOfRange { pa, len: 8 })?;
